@@ -1,0 +1,1 @@
+"""Weightsmith's headless command line: the same engine as the GUI, no Qt."""

@@ -1,0 +1,56 @@
+"""`inspect`: list every tensor with shape, dtype, trainability and tie group, plus totals."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from engine.listing import listing
+
+from ..documents import add_document_arguments, open_document
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("inspect", help="list the tensors of a model or checkpoint")
+    add_document_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON (see docs/inspect.md)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    # Without weights, only shapes are needed: build on the meta device (no memory, no init).
+    session = open_document(args, meta=True)
+    result = listing(session)
+    if args.json:
+        json.dump(result, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    print(format_listing(result))
+    return 0
+
+
+def format_listing(result: dict) -> str:
+    """A table: name, shape, dtype, trainable, tie group; then the totals."""
+    rows = [("name", "shape", "dtype", "trainable", "tie")]
+    for tensor in result["tensors"]:
+        trainable = {True: "yes", False: "no", None: "-"}[tensor["requires_grad"]]
+        if tensor["kind"] == "buffer":
+            trainable = "buffer"
+        tie = "" if tensor["tie_group"] is None else f"#{tensor['tie_group']}"
+        rows.append((tensor["name"], "x".join(map(str, tensor["shape"])) or "scalar",
+                     tensor["dtype"], trainable, tie))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in rows]
+    totals = result["totals"]
+    lines.append("")
+    lines.append(f"{totals['stored_tensors']} tensors stored ({totals['tensors']} names), "
+                 f"{totals['parameters']:,} parameters, "
+                 f"{totals['trainable_parameters']:,} trainable, "
+                 f"{totals['bytes'] / 2**20:,.1f} MiB")
+    for index, group in enumerate(result["tie_groups"]):
+        lines.append(f"tie #{index}: {', '.join(group)}")
+    for group in result.get("module_ties", []):
+        lines.append(f"shared module: {', '.join(group)}")
+    return "\n".join(lines)

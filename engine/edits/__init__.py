@@ -1,0 +1,9 @@
+"""Every edit, registered by its `op`; `build_edit` turns a dict into a command."""
+
+from __future__ import annotations
+
+from . import freeze, group, init, load, structure, ties, values
+from .base import EDIT_TYPES, Edit, build_edit
+
+__all__ = ["EDIT_TYPES", "Edit", "build_edit", "freeze", "group", "init", "load", "structure",
+           "ties", "values"]

@@ -1,0 +1,173 @@
+"""The base of every edit: a JSON-ready dict parsed into a command with a label.
+
+An edit validates its fields when it is built (types, names of fields), validates
+against the document when it runs (targets exist, shapes agree) before it changes
+anything, and makes every change through the transaction it is given, so a failure
+part-way is rolled back by the session.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+from ..errors import EditError
+
+if TYPE_CHECKING:
+    from ..changes import Transaction
+    from ..session import Session
+
+EDIT_TYPES: dict[str, type[Edit]] = {}
+
+
+def register(cls: type[Edit]) -> type[Edit]:
+    """Class decorator: make an edit type available under its `op`."""
+    EDIT_TYPES[cls.op] = cls
+    return cls
+
+
+def build_edit(spec: Any) -> Edit:
+    """Build the edit described by `spec`; raise EditError naming the bad field."""
+    if isinstance(spec, Edit):
+        return spec
+    if not isinstance(spec, dict):
+        raise EditError(f"edit: expected an object with an 'op' field, got {type(spec).__name__}")
+    op = spec.get("op")
+    if not isinstance(op, str):
+        raise EditError("op: missing; every edit needs an 'op' field")
+    edit_type = EDIT_TYPES.get(op)
+    if edit_type is None:
+        known = ", ".join(sorted(EDIT_TYPES))
+        raise EditError(f"op: unknown edit '{op}' (known: {known})")
+    return edit_type(spec)
+
+
+class Edit:
+    """One kind of edit. Subclasses set `op`, `fields` and implement `perform`."""
+
+    op: ClassVar[str] = ""
+    #: field name -> required?
+    fields: ClassVar[dict[str, bool]] = {}
+    #: document modes the edit works in
+    modes: ClassVar[frozenset[str]] = frozenset({"model", "checkpoint"})
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        allowed = {"op", "label", *self.fields}
+        unknown = sorted(set(spec) - allowed)
+        if unknown:
+            raise EditError(
+                f"{self.op}.{unknown[0]}: unknown field (allowed: {', '.join(sorted(allowed))})"
+            )
+        missing = [name for name, required in self.fields.items() if required and name not in spec]
+        if missing:
+            raise EditError(f"{self.op}.{missing[0]}: required field is missing")
+        self.spec: dict[str, Any] = copy.deepcopy(spec)
+        if "label" in spec and not isinstance(spec["label"], str):
+            raise EditError(f"{self.op}.label: expected text")
+        self.parse()
+
+    # --- to override ----------------------------------------------------------------
+    def parse(self) -> None:
+        """Check the types of the fields; raise EditError naming the field."""
+
+    def describe(self) -> str:
+        """A short label for menus and the history panel, e.g. 'Freeze layer1'."""
+        return self.op.replace("_", " ").capitalize()
+
+    def perform(self, session: Session, tx: Transaction) -> Any:
+        """Validate against the session, then change it through `tx`; return a result."""
+        raise NotImplementedError
+
+    # --- common ---------------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        return self.spec.get("label") or self.describe()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The edit as a JSON-ready dict, including anything recorded while it ran."""
+        return copy.deepcopy(self.spec)
+
+    def check_mode(self, session: Session) -> None:
+        if session.mode not in self.modes:
+            other = "an architecture" if session.mode == "checkpoint" else "checkpoint mode"
+            raise EditError(f"{self.op}: not available in {session.mode} mode (needs {other})")
+
+    # --- field readers ---------------------------------------------------------------
+    def _name(self, field: str) -> str:
+        return f"{self.op}.{field}"
+
+    def get_str(self, field: str, default: str | None = None) -> str | None:
+        value = self.spec.get(field, default)
+        if value is not None and not isinstance(value, str):
+            raise EditError(f"{self._name(field)}: expected text, got {_type_name(value)}")
+        return value
+
+    def get_names(self, field: str) -> list[str] | None:
+        """A name or a list of names (globs allowed)."""
+        value = self.spec.get(field)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise EditError(f"{self._name(field)}: expected a name or a list of names")
+        return list(value)
+
+    def get_bool(self, field: str, default: bool = False) -> bool:
+        value = self.spec.get(field, default)
+        if not isinstance(value, bool):
+            raise EditError(f"{self._name(field)}: expected true or false, got {_type_name(value)}")
+        return value
+
+    def get_int(self, field: str, default: int | None = None, minimum: int | None = None) -> int | None:
+        value = self.spec.get(field, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise EditError(f"{self._name(field)}: expected an integer, got {_type_name(value)}")
+        if minimum is not None and value < minimum:
+            raise EditError(f"{self._name(field)}: must be >= {minimum}, got {value}")
+        return value
+
+    def get_number(self, field: str, default: float | None = None) -> float | None:
+        value = self.spec.get(field, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise EditError(f"{self._name(field)}: expected a number, got {_type_name(value)}")
+        if not math.isfinite(value):
+            raise EditError(f"{self._name(field)}: must be finite, got {value}")
+        return value
+
+    def get_seed(self) -> int | None:
+        seed = self.get_int("seed")
+        if seed is not None and not 0 <= seed < 2**63:
+            raise EditError(f"{self._name('seed')}: must be in [0, 2**63), got {seed}")
+        return seed
+
+
+def names_text(value: Any, limit: int = 2) -> str:
+    """A short text for a name or list of names in a label: 'a, b and 3 more'."""
+    names = [value] if isinstance(value, str) else list(value or [])
+    if len(names) <= limit + 1:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])} and {len(names) - limit} more"
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "text",
+            list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def draw_seed() -> int:
+    """A fresh seed for an edit that was given none, recorded so replay is exact.
+
+    Drawn from torch's global generator, so `torch.manual_seed` makes a session
+    reproducible end to end.
+    """
+    return int(torch.randint(0, 2**62, ()).item())

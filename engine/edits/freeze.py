@@ -1,0 +1,114 @@
+"""`freeze` / `unfreeze`: set `requires_grad`, optionally keeping BatchNorm layers in eval mode.
+
+A BatchNorm layer keeps moving its running statistics in train mode even when its
+weight and bias are frozen. With `bn_eval: true` the selected BatchNorm layers are
+put in eval mode and marked, so that the trainer (and `set_train_mode`) keeps them
+in eval mode; `unfreeze` with `bn_eval: true` clears the mark.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+from ..changes import AttrChange, FlagChange
+from ..errors import EditError
+from .base import Edit, names_text, register
+
+if TYPE_CHECKING:
+    from ..changes import Transaction
+    from ..session import Session
+
+#: attribute set on a BatchNorm module that must stay in eval mode
+BN_EVAL_MARK = "_weightsmith_bn_eval"
+
+
+def set_train_mode(model: nn.Module, training: bool = True) -> None:
+    """`model.train(training)`, then put marked BatchNorm layers back in eval mode."""
+    model.train(training)
+    for module in model.modules():
+        if getattr(module, BN_EVAL_MARK, False):
+            module.eval()
+
+
+class _RequiresGrad(Edit):
+    fields = {"targets": True, "except": False, "bn_eval": False}
+    modes = frozenset({"model"})
+    requires_grad = True
+
+    def parse(self) -> None:
+        self.get_names("targets")
+        self.get_names("except")
+        self.get_bool("bn_eval")
+
+    def describe(self) -> str:
+        return f"{self.op.capitalize()} {names_text(self.spec['targets'])}"
+
+    def perform(self, session: Session, tx: Transaction) -> Any:
+        targets = self.get_names("targets") or []
+        excluded = self.get_names("except") or []
+        names = session.select_tensors(targets, f"{self.op}.targets", parameters_only=True)
+        skip = set(session.select_tensors(excluded, f"{self.op}.except", parameters_only=True))
+        names = [name for name in names if name not in skip]
+        if not names:
+            raise EditError(f"{self.op}.except: excludes every selected parameter")
+        for name in names:
+            tensor = session.tensor(name)
+            if tensor.requires_grad != self.requires_grad:
+                tx.add(FlagChange(tensor, self.requires_grad, tuple(session.aliases(name))))
+        if self.get_bool("bn_eval"):
+            self._batchnorm_modes(session, tx, targets, excluded, names)
+        return names
+
+    def _batchnorm_modes(self, session: Session, tx: Transaction, targets: list[str],
+                         excluded: list[str], names: list[str]) -> None:
+        assert session.model is not None
+        roots = _covered_modules(session, targets, names)
+        skipped = _covered_modules(session, excluded, []) if excluded else set()
+        for path, module in session.model.named_modules():
+            if not isinstance(module, nn.modules.batchnorm._BatchNorm):
+                continue
+            if not _inside(path, roots) or _inside(path, skipped):
+                continue
+            marked = bool(getattr(module, BN_EVAL_MARK, False))
+            if self.requires_grad and marked:  # unfreeze: back to the model's mode
+                tx.add(AttrChange(module, BN_EVAL_MARK, False, "flags", (path,)))
+                tx.add(AttrChange(module, "training", session.model.training, "flags", (path,)))
+            elif not self.requires_grad and not marked:
+                tx.add(AttrChange(module, BN_EVAL_MARK, True, "flags", (path,)))
+                tx.add(AttrChange(module, "training", False, "flags", (path,)))
+
+
+def _covered_modules(session: Session, patterns: list[str], names: list[str]) -> set[str]:
+    """Module paths named by the patterns, plus the owners of the selected tensors."""
+    assert session.model is not None
+    from .. import paths
+
+    covered = {name.rpartition(".")[0] for name in names}
+    module_paths = [path for path, _ in session.model.named_modules()]
+    for pattern in patterns:
+        if paths.is_glob(pattern):
+            covered.update(paths.match_names([pattern], module_paths)[pattern])
+            continue
+        try:
+            covered.add(session.module(pattern)[0])
+        except EditError:
+            continue  # a tensor name: its owner is already covered
+    return covered
+
+
+def _inside(path: str, roots: set[str]) -> bool:
+    return any(root == "" or path == root or path.startswith(root + ".") for root in roots)
+
+
+@register
+class Freeze(_RequiresGrad):
+    op = "freeze"
+    requires_grad = False
+
+
+@register
+class Unfreeze(_RequiresGrad):
+    op = "unfreeze"
+    requires_grad = True

@@ -1,0 +1,45 @@
+"""`group`: several edits performed as one step; a failing child reverts the others."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import EditError
+from .base import Edit, build_edit, register
+
+if TYPE_CHECKING:
+    from ..changes import Transaction
+    from ..session import Session
+
+
+@register
+class Group(Edit):
+    """Run `edits` in order inside one transaction; undo reverts them all at once."""
+
+    op = "group"
+    fields = {"edits": True}
+
+    def parse(self) -> None:
+        edits = self.spec["edits"]
+        if not isinstance(edits, list) or not edits:
+            raise EditError("group.edits: expected a non-empty list of edits")
+        self.children = []
+        for position, child in enumerate(edits):
+            try:
+                self.children.append(build_edit(child))
+            except EditError as error:
+                raise EditError(f"group.edits[{position}]: {error}") from None
+
+    def describe(self) -> str:
+        return f"{len(self.spec['edits'])} edits"
+
+    def perform(self, session: Session, tx: Transaction) -> Any:
+        results = []
+        for position, child in enumerate(self.children):
+            child.check_mode(session)
+            try:
+                results.append(child.perform(session, tx))
+            except EditError as error:
+                raise EditError(f"group.edits[{position}]: {error}") from None
+        self.spec["edits"] = [child.to_dict() for child in self.children]
+        return results

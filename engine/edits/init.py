@@ -1,0 +1,230 @@
+"""`init`: apply a `torch.nn.init` initializer, or a module's own `reset_parameters`.
+
+With a seed, a random initializer gives exactly what
+`torch.nn.init.<method>_(t, **args, generator=torch.Generator().manual_seed(seed))`
+gives on each selected tensor in `named_parameters()` order, one generator for the
+whole edit. Without one, a seed is drawn and recorded, so replaying the recipe
+reproduces the same bits.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ..errors import EditError
+from .base import Edit, draw_seed, names_text, register
+from .common import record_values
+
+if TYPE_CHECKING:
+    from ..changes import Transaction
+    from ..session import Session
+
+#: method -> (random?, minimum dims, maximum dims)
+INITIALIZERS: dict[str, tuple[bool, int, int | None]] = {
+    "uniform": (True, 0, None),
+    "normal": (True, 0, None),
+    "trunc_normal": (True, 0, None),
+    "constant": (False, 0, None),
+    "ones": (False, 0, None),
+    "zeros": (False, 0, None),
+    "eye": (False, 2, 2),
+    "dirac": (False, 3, 5),
+    "xavier_uniform": (True, 2, None),
+    "xavier_normal": (True, 2, None),
+    "kaiming_uniform": (True, 2, None),
+    "kaiming_normal": (True, 2, None),
+    "orthogonal": (True, 2, None),
+    "sparse": (True, 2, 2),
+}
+METHODS = (*INITIALIZERS, "reset")
+
+
+def initializer(method: str) -> Any:
+    """The `torch.nn.init` function for `method` (e.g. `kaiming_normal_`)."""
+    return getattr(nn.init, f"{method}_")
+
+
+def initializer_parameters(method: str) -> dict[str, inspect.Parameter]:
+    """Keyword arguments an initializer takes (no tensor, no generator), by name."""
+    if method == "reset":
+        return {}
+    signature = inspect.signature(initializer(method))
+    return {name: parameter for name, parameter in list(signature.parameters.items())[1:]
+            if name != "generator"}
+
+
+def is_random(method: str) -> bool:
+    return method == "reset" or INITIALIZERS[method][0]
+
+
+@register
+class Init(Edit):
+    """Re-initialize tensors selected by name, glob or module type."""
+
+    op = "init"
+    fields = {"targets": False, "types": False, "param": False, "method": True, "args": False,
+              "seed": False}
+
+    def parse(self) -> None:
+        method = self.get_str("method")
+        if method not in METHODS:
+            raise EditError(f"init.method: unknown initializer '{method}' "
+                            f"(known: {', '.join(METHODS)})")
+        if ("targets" in self.spec) == ("types" in self.spec):
+            raise EditError("init: give exactly one of 'targets' or 'types'")
+        self.get_names("targets")
+        self.get_names("types")
+        self.get_names("param")
+        args = self.spec.get("args", {})
+        if not isinstance(args, dict):
+            raise EditError("init.args: expected an object of keyword arguments")
+        if method == "reset" and args:
+            raise EditError("init.args: 'reset' takes no arguments")
+        accepted = initializer_parameters(method)
+        for key, value in args.items():
+            if key not in accepted:
+                raise EditError(f"init.args.{key}: '{method}' takes "
+                                f"{', '.join(accepted) or 'no arguments'}")
+            if not isinstance(value, int | float | str | bool):
+                raise EditError(f"init.args.{key}: expected a number or text")
+        for key, parameter in accepted.items():
+            if parameter.default is inspect.Parameter.empty and key not in args:
+                raise EditError(f"init.args.{key}: required by '{method}'")
+        self.get_seed()
+
+    def describe(self) -> str:
+        where = names_text(self.spec.get("targets") or self.spec.get("types"))
+        return f"Init {where} ({self.spec['method']})"
+
+    # -------------------------------------------------------------- selection
+    def _select(self, session: Session) -> list[str]:
+        params = self.get_names("param")
+        if "targets" in self.spec:
+            names = session.select_tensors(self.get_names("targets") or [], "init.targets")
+        else:
+            names = _by_types(session, self.get_names("types") or [])
+        if params is not None:
+            names = [name for name in names if name.rpartition(".")[2] in params]
+            if not names:
+                raise EditError(f"init.param: no selected tensor is named {names_text(params)}")
+        return names
+
+    # -------------------------------------------------------------- run
+    def perform(self, session: Session, tx: Transaction) -> Any:
+        method = self.spec["method"]
+        if method == "reset":
+            return self._reset(session, tx)
+        names = self._select(session)
+        _, low, high = INITIALIZERS[method]
+        for name in names:
+            shape, dtype = session.tensor_meta(name)
+            if len(shape) < low or (high is not None and len(shape) > high):
+                dims = f"{low}" if high == low else f"{low} to {high}" if high else f"{low} or more"
+                raise EditError(f"init.method: '{method}' needs a tensor with {dims} dims; "
+                                f"'{name}' has {len(shape)} (select weights with param: weight)")
+            if not dtype.is_floating_point:
+                raise EditError(f"init.targets: '{name}' is {str(dtype).removeprefix('torch.')}; "
+                                "initializers need floating-point tensors")
+        generator = None
+        if is_random(method):
+            if "seed" not in self.spec:
+                self.spec["seed"] = draw_seed()
+            generator = torch.Generator().manual_seed(self.spec["seed"])
+        function = initializer(method)
+        args = dict(self.spec.get("args", {}))
+        for name in names:
+            tensor = record_values(session, tx, name)
+            with torch.no_grad():
+                if generator is None:
+                    function(tensor, **args)
+                elif tensor.device.type == "cpu":
+                    function(tensor, **args, generator=generator)
+                else:
+                    # One CPU generator for every device: the same bits on a GPU as on the CPU.
+                    staged = torch.empty(tensor.shape, dtype=tensor.dtype)
+                    function(staged, **args, generator=generator)
+                    tensor.copy_(staged)
+        return names
+
+    def _reset(self, session: Session, tx: Transaction) -> Any:
+        modules = _reset_modules(session, self)
+        if "seed" not in self.spec:
+            self.spec["seed"] = draw_seed()
+        # Record everything below the modules first: a reset_parameters may also
+        # reset its children, and undo must restore what it touched.
+        recorded: set[int] = set()
+        devices: set[int] = set()
+        for path, module in modules:
+            for leaf, tensor in [*module.named_parameters(), *module.named_buffers()]:
+                if id(tensor) not in recorded:
+                    recorded.add(id(tensor))
+                    record_values(session, tx, f"{path}.{leaf}" if path else leaf)
+                    if tensor.device.type == "cuda":
+                        devices.add(tensor.device.index or 0)
+        # One seed for the whole edit, like one generator for the initializers:
+        # two equal layers get different values, and a script reproduces them.
+        with torch.random.fork_rng(devices=sorted(devices)), torch.no_grad():
+            torch.manual_seed(self.spec["seed"])
+            for path, module in modules:
+                before = _own_tensors(module)
+                module.reset_parameters()
+                after = _own_tensors(module)
+                if any(after.get(leaf) is not tensor for leaf, tensor in before.items()):
+                    raise EditError(f"init.method: {type(module).__name__}.reset_parameters at "
+                                    f"'{path}' replaced its tensors instead of filling them")
+        return [path for path, _ in modules]
+
+
+def _by_types(session: Session, types: list[str]) -> list[str]:
+    session.check_model("init.types")
+    assert session.model is not None
+    found: set[str] = set()
+    wanted: set[str] = set()
+    for path, module in session.model.named_modules():
+        if type(module).__name__ in types:
+            found.add(type(module).__name__)
+            wanted.update(f"{path}.{leaf}" if path else leaf
+                          for leaf, tensor in module._parameters.items() if tensor is not None)
+    missing = [name for name in types if name not in found]
+    if missing:
+        raise EditError(f"init.types: the model has no module of type '{missing[0]}'")
+    return session.select_tensors(sorted(wanted), "init.types", parameters_only=True)
+
+
+def _reset_modules(session: Session, edit: Init) -> list[tuple[str, nn.Module]]:
+    """Modules to reset: those selected (or owning selected tensors) and their
+    descendants that define `reset_parameters`, each once, in model order."""
+    session.check_model("init.method")
+    assert session.model is not None
+    if "types" in edit.spec:
+        roots = {path for path, module in session.model.named_modules()
+                 if type(module).__name__ in (edit.get_names("types") or [])}
+        if not roots:
+            raise EditError(f"init.types: the model has no module of type "
+                            f"'{(edit.get_names('types') or [''])[0]}'")
+    else:
+        roots = set()
+        for pattern in edit.get_names("targets") or []:
+            try:
+                roots.add(session.module(pattern, "init.targets")[0])
+            except EditError:
+                names = session.select_tensors([pattern], "init.targets")
+                roots.update(name.rpartition(".")[0] for name in names)
+    result = []
+    for path, module in session.model.named_modules():
+        inside = any(path == root or root == "" or path.startswith(root + ".") for root in roots)
+        if inside and callable(getattr(module, "reset_parameters", None)):
+            result.append((path, module))
+    if not result:
+        raise EditError("init.targets: no selected module has reset_parameters()")
+    return result
+
+
+def _own_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
+    tensors = {leaf: t for leaf, t in module._parameters.items() if t is not None}
+    tensors.update({leaf: t for leaf, t in module._buffers.items() if t is not None})
+    return tensors

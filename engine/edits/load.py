@@ -1,0 +1,144 @@
+"""`load`: copy tensors from a state-dict file into the document, with a report.
+
+Keys can be stripped of a prefix, renamed by regular expressions and filtered by
+globs before they are matched to the document's names. Nothing is copied unless
+the whole load is valid: with `strict`, any missing, unexpected or mismatched name
+is an error; mismatched shapes are an error unless `skip_mismatched`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import EditError, FileError
+from ..io import read_state_dict
+from .base import Edit, register
+from .common import write_values
+
+if TYPE_CHECKING:
+    from ..changes import Transaction
+    from ..session import Session
+
+
+@register
+class Load(Edit):
+    """Load weights from a file into matching tensors."""
+
+    op = "load"
+    fields = {"path": True, "strict": False, "strip_prefix": False, "rename": False,
+              "skip_mismatched": False, "include": False, "exclude": False}
+
+    def parse(self) -> None:
+        self.get_str("path")
+        self.get_bool("strict", False)
+        self.get_bool("skip_mismatched", False)
+        self.get_names("strip_prefix")
+        self.get_names("include")
+        self.get_names("exclude")
+        rename = self.spec.get("rename", [])
+        if not isinstance(rename, list) or not all(
+            isinstance(pair, list | tuple) and len(pair) == 2
+            and all(isinstance(part, str) for part in pair) for pair in rename
+        ):
+            raise EditError("load.rename: expected a list of [regex, replacement] pairs")
+        self.rules = []
+        for position, (pattern, replacement) in enumerate(rename):
+            try:
+                self.rules.append((re.compile(pattern), replacement))
+            except re.error as error:
+                raise EditError(f"load.rename[{position}]: bad regex '{pattern}' ({error})") from None
+
+    def describe(self) -> str:
+        return f"Load {Path(self.spec['path']).name}"
+
+    def _map_key(self, key: str) -> str:
+        for prefix in self.get_names("strip_prefix") or []:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+                break
+        for pattern, replacement in self.rules:
+            key = pattern.sub(replacement, key)
+        return key
+
+    def _wanted(self, name: str) -> bool:
+        include = self.get_names("include")
+        exclude = self.get_names("exclude") or []
+        if include is not None and not any(fnmatch.fnmatchcase(name, p) for p in include):
+            return False
+        return not any(fnmatch.fnmatchcase(name, p) for p in exclude)
+
+    def perform(self, session: Session, tx: Transaction) -> Any:
+        try:
+            stored = read_state_dict(self.spec["path"])
+        except FileError as error:
+            raise EditError(f"load.path: {error}") from None
+        report = self.plan(session, stored)
+        strict = self.get_bool("strict")
+        problems = []
+        if strict and report["missing"]:
+            problems.append(f"{len(report['missing'])} missing (e.g. '{report['missing'][0]}')")
+        if strict and report["unexpected"]:
+            problems.append(f"{len(report['unexpected'])} unexpected "
+                            f"(e.g. '{report['unexpected'][0]}')")
+        if report["mismatched"] and not self.get_bool("skip_mismatched"):
+            first = report["mismatched"][0]
+            problems.append(f"{len(report['mismatched'])} with another shape (e.g. "
+                            f"'{first['name']}': file {first['file_shape']}, "
+                            f"model {first['model_shape']}; set skip_mismatched)")
+        if problems:
+            raise EditError(f"load.path: {self.spec['path']}: " + "; ".join(problems))
+        report["skipped"] = [item["name"] for item in report["mismatched"]]
+        written: set[int] = set()
+        for name, key in report.pop("_pairs"):
+            tensor = session.tensor(name)
+            if id(tensor) in written:
+                continue  # a tied tensor is written once
+            written.add(id(tensor))
+            write_values(session, tx, name, stored[key])
+        return report
+
+    def plan(self, session: Session, stored: dict[str, Any]) -> dict[str, Any]:
+        """Match file keys to document names; return the report (nothing is changed)."""
+        names = _loadable_names(session)
+        shapes = {name: session.tensor_meta(name)[0] for name in names}
+        mapped: dict[str, str] = {}
+        for key in stored:
+            target = self._map_key(key)
+            if self._wanted(target):
+                mapped.setdefault(target, key)
+        wanted_names = [name for name in names if self._wanted(name)]
+        loaded, mismatched, pairs, converted = [], [], [], []
+        for name in wanted_names:
+            key = mapped.get(name)
+            if key is None:
+                continue
+            file_shape = tuple(stored[key].shape)
+            if file_shape != shapes[name]:
+                mismatched.append({"name": name, "file_key": key, "file_shape": list(file_shape),
+                                   "model_shape": list(shapes[name])})
+                continue
+            if stored[key].dtype != session.tensor_meta(name)[1]:
+                converted.append(name)
+            loaded.append(name)
+            pairs.append((name, key))
+        return {
+            "path": self.spec["path"],
+            "loaded": loaded,
+            "missing": [name for name in wanted_names if name not in mapped],
+            "unexpected": [target for target in mapped if target not in shapes],
+            "mismatched": mismatched,
+            "converted_dtype": converted,
+            "_pairs": pairs,
+        }
+
+
+def _loadable_names(session: Session) -> list[str]:
+    """The names a state dict of the document has (persistent buffers only)."""
+    if session.model is None:
+        return session.tensor_names()
+    return [entry.name for entry in session.tensor_entries()
+            if entry.kind == "parameter"
+            or entry.leaf not in entry.owner._non_persistent_buffers_set]

@@ -1,0 +1,184 @@
+"""`replace` and `replace_head`: swap a submodule for a new layer built from a spec.
+
+The new module is built on the CPU under a seed (drawn and recorded when none is
+given), then moved to the old module's device and dtype and given its train/eval
+mode, so a replay or the exported script builds the very same values. Undo puts
+the old module object back in the same place.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from .. import paths
+from ..changes import ItemChange
+from ..errors import EditError
+from ..module_spec import build_module, input_size
+from .base import Edit, draw_seed, register
+
+if TYPE_CHECKING:
+    from ..changes import Transaction
+    from ..session import Session
+
+#: where classifiers live in torchvision, timm and Hugging Face models, most specific first
+HEAD_CANDIDATES = ("fc", "classifier", "heads.head", "head.fc", "head", "heads", "score",
+                   "classifier.out_proj", "last_linear", "classif")
+
+
+def placement(model: nn.Module, module: nn.Module) -> tuple[torch.device, torch.dtype | None]:
+    """Device and floating dtype for a module put where `module` was."""
+    for tensor in [*module.parameters(), *module.buffers(), *model.parameters()]:
+        if tensor.is_floating_point():
+            return tensor.device, tensor.dtype
+    return torch.device("cpu"), None
+
+
+def build_seeded(spec: dict[str, Any], in_size: int | None, seed: int, device: torch.device,
+                 dtype: torch.dtype | None, training: bool,
+                 field: str = "module") -> tuple[nn.Module, dict[str, Any]]:
+    """Build a module from `spec` on the CPU under `seed`, then place it."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        module, resolved = build_module(spec, in_size, field)
+    module.to(device=device)
+    if dtype is not None:
+        module.to(dtype=dtype)
+    module.train(training)
+    return module, resolved
+
+
+def _replace(session: Session, tx: Transaction, path: str, new: nn.Module) -> None:
+    parent_path, leaf = paths.split_name(path)
+    _, parent = session.module(parent_path)
+    tx.add(ItemChange(parent._modules, leaf, new, "structure", (path,), structure_path=path,
+                      emit=session.emit_structure))
+
+
+@register
+class Replace(Edit):
+    """Replace the submodule at `target` with a layer built from `module`."""
+
+    op = "replace"
+    fields = {"target": True, "module": True, "seed": False}
+    modes = frozenset({"model"})
+
+    def parse(self) -> None:
+        self.get_str("target")
+        if not isinstance(self.spec["module"], dict):
+            raise EditError("replace.module: expected an object such as "
+                            '{"type": "Linear", "out_features": 10}')
+        self.get_seed()
+
+    def describe(self) -> str:
+        return f"Replace {self.spec['target']} with {self.spec['module'].get('type', '?')}"
+
+    def perform(self, session: Session, tx: Transaction) -> Any:
+        assert session.model is not None
+        path, old = session.module(self.spec["target"], "replace.target")
+        if path == "":
+            raise EditError("replace.target: the root module cannot be replaced")
+        if "seed" not in self.spec:
+            self.spec["seed"] = draw_seed()
+        device, dtype = placement(session.model, old)
+        new, resolved = build_seeded(self.spec["module"], input_size(old), self.spec["seed"],
+                                     device, dtype, old.training, "replace.module")
+        self.spec["target"], self.spec["module"] = path, resolved
+        _replace(session, tx, path, new)
+        return path
+
+
+def find_head(model: nn.Module) -> str:
+    """The dotted path of a model's classifier layer (Linear, or Conv2d 1x1 in SqueezeNet)."""
+    for candidate in HEAD_CANDIDATES:
+        try:
+            path, module = paths.resolve_module(model, candidate)
+        except EditError:
+            continue
+        if isinstance(module, nn.Linear | nn.Conv2d):
+            return path
+        last = _last_layer(module)
+        if last is not None:
+            return paths.join_name(path, last)
+    last = _last_layer(model, linear_only=True)
+    if last is None:
+        raise EditError("replace_head.target: no classifier found; name it in 'target'")
+    return last
+
+
+def _last_layer(module: nn.Module, linear_only: bool = False) -> str | None:
+    kinds = nn.Linear if linear_only else (nn.Linear, nn.Conv2d)
+    found = None
+    for path, sub in module.named_modules():
+        if path and isinstance(sub, kinds):
+            found = path
+    return found
+
+
+@register
+class ReplaceHead(Edit):
+    """Replace a classifier with one for `num_classes` classes (optionally an MLP)."""
+
+    op = "replace_head"
+    # `module` is written in when the edit runs (the exact head built, sizes included),
+    # so the recipe and the exported script need no model to know what was built.
+    fields = {"num_classes": True, "target": False, "hidden": False, "dropout": False,
+              "seed": False, "module": False}
+    modes = frozenset({"model"})
+
+    def parse(self) -> None:
+        self.get_int("num_classes", minimum=1)
+        self.get_str("target")
+        hidden = self.spec.get("hidden", [])
+        if isinstance(hidden, int) and not isinstance(hidden, bool):
+            hidden = [hidden]
+        if not isinstance(hidden, list) or not all(
+            isinstance(size, int) and not isinstance(size, bool) and size > 0 for size in hidden
+        ):
+            raise EditError("replace_head.hidden: expected a list of positive layer sizes")
+        self.hidden = hidden
+        dropout = self.get_number("dropout")
+        if dropout is not None and not 0 <= dropout < 1:
+            raise EditError(f"replace_head.dropout: must be in [0, 1), got {dropout}")
+        self.get_seed()
+
+    def describe(self) -> str:
+        return f"Replace head ({self.spec['num_classes']} classes)"
+
+    def head_spec(self, old: nn.Module) -> dict[str, Any]:
+        """The spec of the new head for a head that looked like `old`."""
+        dropout = self.spec.get("dropout")
+        if isinstance(old, nn.Conv2d):  # SqueezeNet's 1x1 convolution classifier
+            return {"type": "Conv2d", "out_channels": self.spec["num_classes"],
+                    "kernel_size": list(old.kernel_size)}
+        layers: list[dict[str, Any]] = []
+        for size in self.hidden:
+            layers += [{"type": "Linear", "out_features": size}, {"type": "ReLU"}]
+            if dropout:
+                layers.append({"type": "Dropout", "p": dropout})
+        if dropout and not self.hidden:
+            layers.append({"type": "Dropout", "p": dropout})
+        layers.append({"type": "Linear", "out_features": self.spec["num_classes"]})
+        return layers[0] if len(layers) == 1 else {"type": "Sequential", "layers": layers}
+
+    def perform(self, session: Session, tx: Transaction) -> Any:
+        assert session.model is not None
+        target = self.spec.get("target")
+        path = find_head(session.model) if target is None else target
+        path, old = session.module(path, "replace_head.target")
+        if path == "":
+            raise EditError("replace_head.target: the root module cannot be replaced")
+        if not isinstance(old, nn.Linear | nn.Conv2d | nn.Sequential):
+            raise EditError(f"replace_head.target: '{path}' is {type(old).__name__}; "
+                            "expected a Linear layer (or name the layer to replace)")
+        if "seed" not in self.spec:
+            self.spec["seed"] = draw_seed()
+        device, dtype = placement(session.model, old)
+        spec = self.spec.get("module") or self.head_spec(old)
+        new, resolved = build_seeded(spec, input_size(old), self.spec["seed"],
+                                     device, dtype, old.training, "replace_head.module")
+        self.spec["target"], self.spec["module"] = path, resolved
+        _replace(session, tx, path, new)
+        return {"target": path, "module": resolved}

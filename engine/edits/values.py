@@ -1,0 +1,163 @@
+"""Value edits: `set` (a value, an expression or another tensor), `scale` and `add`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..errors import EditError
+from ..expr import compile_expr
+from ..indexing import parse_index, region_shape
+from .base import Edit, draw_seed, names_text, register
+from .common import record_values, require_float, write_values
+
+if TYPE_CHECKING:
+    from ..changes import Transaction
+    from ..session import Session
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "(" + ", ".join(str(size) for size in shape) + ")"
+
+
+@register
+class SetValues(Edit):
+    """Set a tensor, or a region of it, to a value, an expression over `x`, or a copy."""
+
+    op = "set"
+    fields = {"target": True, "index": False, "value": False, "expr": False, "from": False,
+              "seed": False}
+
+    def parse(self) -> None:
+        self.get_str("target")
+        self.get_str("index")
+        sources = [key for key in ("value", "expr", "from") if key in self.spec]
+        if len(sources) != 1:
+            raise EditError("set: give exactly one of 'value', 'expr' or 'from'")
+        self.source = sources[0]
+        if self.source == "expr":
+            self.compiled = compile_expr(self.spec["expr"], "set.expr")
+        elif self.source == "from":
+            self.get_str("from")
+        else:
+            self.constant = _constant(self.spec["value"])
+        self.get_seed()
+
+    def describe(self) -> str:
+        where = self.spec["target"] + (f"[{self.spec['index']}]" if "index" in self.spec else "")
+        return f"Set {where}"
+
+    def perform(self, session: Session, tx: Transaction) -> Any:
+        name = session.canonical_name(self.spec["target"], "set.target")
+        self.spec["target"] = name
+        shape, _dtype = session.tensor_meta(name)
+        index = None
+        if "index" in self.spec:
+            index = parse_index(self.spec["index"], shape, "set.index")
+        region = region_shape(shape, index)
+        tensor = session.tensor(name, "set.target")
+        values = self._values(session, tensor, index)
+        try:
+            fits = torch.broadcast_shapes(tuple(values.shape), region) == region
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise EditError(
+                f"set.{self.source}: shape {_shape_text(tuple(values.shape))} does not fit "
+                f"{name}{'[' + self.spec['index'] + ']' if index is not None else ''} "
+                f"of shape {_shape_text(region)}"
+            ) from None
+        write_values(session, tx, name, values, index)
+        return None
+
+    def _values(self, session: Session, tensor: torch.Tensor, index: Any) -> torch.Tensor:
+        if self.source == "value":
+            return self.constant
+        if self.source == "from":
+            self.spec["from"] = session.canonical_name(self.spec["from"], "set.from")
+            source = session.tensor(self.spec["from"], "set.from").detach()
+            if source.untyped_storage().data_ptr() == tensor.untyped_storage().data_ptr():
+                source = source.clone()  # copying a tensor onto itself must not read what it writes
+            return source
+        x = tensor.detach() if index is None else tensor.detach()[index]
+        generator = None
+        if self.compiled.uses_random:
+            if "seed" not in self.spec:
+                self.spec["seed"] = draw_seed()
+            generator = torch.Generator().manual_seed(self.spec["seed"])
+        try:
+            return self.compiled.evaluate(x, generator)
+        except EditError:
+            raise
+        except Exception as error:
+            message = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise EditError(f"set.expr: '{self.spec['expr']}' failed: {message}") from None
+
+
+def _constant(value: Any) -> torch.Tensor:
+    try:
+        _check_numbers(value)
+        return torch.tensor(value, dtype=torch.float64 if not _all_int(value) else torch.int64)
+    except (TypeError, ValueError) as error:
+        raise EditError(f"set.value: expected a number or a nested list of numbers ({error})") from None
+
+
+def _check_numbers(value: Any) -> None:
+    if isinstance(value, list):
+        for item in value:
+            _check_numbers(item)
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"found {type(value).__name__}")
+
+
+def _all_int(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_all_int(item) for item in value)
+    return isinstance(value, int)
+
+
+class _ScalarOp(Edit):
+    """Multiply or add a number to whole tensors in place."""
+
+    fields = {"targets": True, "value": True}
+
+    def parse(self) -> None:
+        self.get_names("targets")
+        self.get_number("value")
+
+    def perform(self, session: Session, tx: Transaction) -> Any:
+        names = session.select_tensors(self.get_names("targets") or [], f"{self.op}.targets")
+        for name in names:
+            _shape, dtype = session.tensor_meta(name)
+            require_float(self.op, "targets", name, dtype)
+        for name in names:
+            tensor = record_values(session, tx, name)
+            with torch.no_grad():
+                self._apply(tensor, self.spec["value"])
+        return names
+
+    def _apply(self, tensor: torch.Tensor, value: float) -> None:
+        raise NotImplementedError
+
+
+@register
+class Scale(_ScalarOp):
+    op = "scale"
+
+    def describe(self) -> str:
+        return f"Scale {names_text(self.spec['targets'])} by {self.spec['value']}"
+
+    def _apply(self, tensor: torch.Tensor, value: float) -> None:
+        tensor.mul_(value)
+
+
+@register
+class Add(_ScalarOp):
+    op = "add"
+
+    def describe(self) -> str:
+        return f"Add {self.spec['value']} to {names_text(self.spec['targets'])}"
+
+    def _apply(self, tensor: torch.Tensor, value: float) -> None:
+        tensor.add_(value)

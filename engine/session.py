@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -79,6 +80,25 @@ class Session:
         self._alias_cache: dict[str, list[str]] | None = None
         self._group: _OpenGroup | None = None
         self._busy_reason: str | None = None
+
+    # ------------------------------------------------------------------ files
+    @classmethod
+    def open(cls, path: str | Path, arch: str | None = None,
+             arch_args: dict[str, Any] | None = None, trust: bool = False,
+             **options: Any) -> Session:
+        """Open a checkpoint file or folder (with `arch`: in model mode).
+
+        See `engine.io.opening.open_session` for the options. Raises FileError or ArchError.
+        """
+        from .io.opening import open_session
+
+        return open_session(path, arch=arch, arch_args=arch_args, trust=trust, **options)
+
+    def save(self, path: str | Path, **options: Any) -> Any:
+        """Write the document to `path` atomically; see `engine.io.saving.save_session`."""
+        from .io.saving import save_session
+
+        return save_session(self, path, **options)
 
     # ------------------------------------------------------------------ document
     @property

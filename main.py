@@ -1,4 +1,4 @@
-"""Weightsmith: `python main.py [PATH]` opens the editor; `python main.py COMMAND ...` runs headless."""
+"""Weightsmith: `python main.py [PATH]` opens the editor; `python main.py COMMAND` runs headless."""
 
 from __future__ import annotations
 

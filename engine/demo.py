@@ -22,7 +22,8 @@ def _module(file: Path, name: str) -> ModuleType:
     module = sys.modules.get(name)
     if module is None:
         spec = importlib.util.spec_from_file_location(name, file)
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -41,7 +42,8 @@ def demo_model(trained: bool = True) -> torch.nn.Module:
 
 def demo_data() -> tuple[torch.Tensor, torch.Tensor]:
     """All 1,797 digits as (N, 1, 8, 8) float inputs in [0, 1] and int64 labels."""
-    return _module(DEMO_DIR / "digits_data.py", "weightsmith_demo_digits_data").load_digits(DATA_FILE)
+    data = _module(DEMO_DIR / "digits_data.py", "weightsmith_demo_digits_data")
+    return data.load_digits(DATA_FILE)
 
 
 def demo_split(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,12 +12,22 @@ DEFAULT_BUDGET_BYTES = 2 * 1024**3
 
 @dataclass
 class Step:
-    """One undoable step: the edit specs it ran, its label and its primitive changes."""
+    """One undoable step: the edit it ran, its label and its primitive changes.
+
+    The edit object is kept (not only its dict) because it holds what it resolved
+    while running (the tensors a glob selected, the exact module built), which the
+    script export needs.
+    """
 
     label: str
-    specs: list[dict[str, Any]]
+    edit: Any  # engine.edits.base.Edit; typed loosely to keep history free of edits
     changes: list[Change] = field(default_factory=list)
     result: Any = None
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The edit as a JSON-ready dict (what the recipe records)."""
+        return self.edit.to_dict()
 
     @property
     def nbytes(self) -> int:

@@ -43,7 +43,7 @@ class TensorEntry:
 @dataclass
 class _OpenGroup:
     label: str
-    specs: list[dict[str, Any]]
+    edits: list[Any]
     tx: Transaction
 
 
@@ -145,7 +145,7 @@ class Session:
         raise EditError(f"{field}: no tensor named '{name}'")
 
     def canonical_name(self, name: str, field: str = "target") -> str:
-        """The canonical dotted name of a tensor (`classifier[-1].weight` -> `classifier.6.weight`)."""
+        """The canonical name of a tensor (`classifier[-1].weight` -> `classifier.6.weight`)."""
         if self.checkpoint is not None:
             if name not in self.checkpoint.entries:
                 raise EditError(f"{field}: no tensor named '{name}'")
@@ -198,7 +198,9 @@ class Session:
     def module(self, path: str, field: str = "target") -> tuple[str, nn.Module]:
         """Resolve a module path (model mode only) to its canonical name and module."""
         if self.model is None:
-            raise EditError(f"{field}: modules exist only in model mode (open with an architecture)")
+            raise EditError(
+                f"{field}: modules exist only in model mode (open with an architecture)"
+            )
         return paths.resolve_module(self.model, path, field)
 
     def select_tensors(
@@ -324,13 +326,12 @@ class Session:
             if isinstance(error, Exception):
                 raise EditError(f"{edit.op}: {error}") from error
             raise
-        recorded = edit.to_dict()
         if self._group is not None:
             self._group.tx.changes.extend(tx.changes)
-            self._group.specs.append(recorded)
+            self._group.edits.append(edit)
             self._after_changes(tx.changes)
             return result
-        self._push(Step(edit.label, [recorded], tx.changes, result))
+        self._push(Step(edit.label, edit, tx.changes, result))
         self._after_changes(tx.changes)
         return result
 
@@ -354,9 +355,10 @@ class Session:
             self._after_changes(changes)
             raise
         self._group = None
-        if group.specs:
-            spec = {"op": "group", "label": label, "edits": group.specs}
-            self._push(Step(label, [spec], group.tx.changes))
+        if group.edits:
+            from .edits.group import Group
+
+            self._push(Step(label, Group.of(label, group.edits), group.tx.changes))
 
     def undo(self) -> None:
         """Revert the last applied step exactly (values, flags, modes, objects)."""
@@ -411,7 +413,7 @@ class Session:
 
     def recipe(self) -> list[dict[str, Any]]:
         """The applied edits on the current branch, as JSON-ready dicts, oldest first."""
-        return [spec for step in self.history.applied_steps() for spec in step.specs]
+        return [step.spec for step in self.history.applied_steps()]
 
     def set_history_budget(self, budget_bytes: int) -> None:
         """Change how many bytes of undo data are kept; may drop the oldest steps."""

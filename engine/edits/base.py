@@ -65,6 +65,9 @@ class Edit:
         if missing:
             raise EditError(f"{self.op}.{missing[0]}: required field is missing")
         self.spec: dict[str, Any] = copy.deepcopy(spec)
+        #: what the edit resolved while running (selected names, built modules), for
+        #: the script export; not part of the recipe
+        self.resolved: dict[str, Any] = {}
         if "label" in spec and not isinstance(spec["label"], str):
             raise EditError(f"{self.op}.label: expected text")
         self.parse()
@@ -122,7 +125,9 @@ class Edit:
             raise EditError(f"{self._name(field)}: expected true or false, got {_type_name(value)}")
         return value
 
-    def get_int(self, field: str, default: int | None = None, minimum: int | None = None) -> int | None:
+    def get_int(
+        self, field: str, default: int | None = None, minimum: int | None = None
+    ) -> int | None:
         value = self.spec.get(field, default)
         if value is None:
             return None

@@ -57,6 +57,8 @@ class _RequiresGrad(Edit):
             tensor = session.tensor(name)
             if tensor.requires_grad != self.requires_grad:
                 tx.add(FlagChange(tensor, self.requires_grad, tuple(session.aliases(name))))
+        self.resolved["names"] = names
+        self.resolved["batchnorm"] = []
         if self.get_bool("bn_eval"):
             self._batchnorm_modes(session, tx, targets, excluded, names)
         return names
@@ -75,9 +77,11 @@ class _RequiresGrad(Edit):
             if self.requires_grad and marked:  # unfreeze: back to the model's mode
                 tx.add(AttrChange(module, BN_EVAL_MARK, False, "flags", (path,)))
                 tx.add(AttrChange(module, "training", session.model.training, "flags", (path,)))
+                self.resolved["batchnorm"].append((path, False, session.model.training))
             elif not self.requires_grad and not marked:
                 tx.add(AttrChange(module, BN_EVAL_MARK, True, "flags", (path,)))
                 tx.add(AttrChange(module, "training", False, "flags", (path,)))
+                self.resolved["batchnorm"].append((path, True, False))
 
 
 def _covered_modules(session: Session, patterns: list[str], names: list[str]) -> set[str]:

@@ -30,6 +30,18 @@ class Group(Edit):
             except EditError as error:
                 raise EditError(f"group.edits[{position}]: {error}") from None
 
+    @classmethod
+    def of(cls, label: str, children: list[Edit]) -> Group:
+        """A group of edits that already ran (from `Session.group`)."""
+        group = cls({"op": "group", "label": label, "edits": [c.to_dict() for c in children]})
+        group.children = list(children)
+        return group
+
+    def to_dict(self) -> dict[str, Any]:
+        spec = super().to_dict()
+        spec["edits"] = [child.to_dict() for child in self.children]
+        return spec
+
     def describe(self) -> str:
         return f"{len(self.spec['edits'])} edits"
 
@@ -41,5 +53,4 @@ class Group(Edit):
                 results.append(child.perform(session, tx))
             except EditError as error:
                 raise EditError(f"group.edits[{position}]: {error}") from None
-        self.spec["edits"] = [child.to_dict() for child in self.children]
         return results

@@ -148,6 +148,7 @@ class Init(Edit):
                     staged = torch.empty(tensor.shape, dtype=tensor.dtype)
                     function(staged, **args, generator=generator)
                     tensor.copy_(staged)
+        self.resolved["names"] = names
         return names
 
     def _reset(self, session: Session, tx: Transaction) -> Any:
@@ -176,7 +177,8 @@ class Init(Edit):
                 if any(after.get(leaf) is not tensor for leaf, tensor in before.items()):
                     raise EditError(f"init.method: {type(module).__name__}.reset_parameters at "
                                     f"'{path}' replaced its tensors instead of filling them")
-        return [path for path, _ in modules]
+        self.resolved["modules"] = [path for path, _ in modules]
+        return self.resolved["modules"]
 
 
 def _by_types(session: Session, types: list[str]) -> list[str]:

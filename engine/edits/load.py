@@ -49,7 +49,9 @@ class Load(Edit):
             try:
                 self.rules.append((re.compile(pattern), replacement))
             except re.error as error:
-                raise EditError(f"load.rename[{position}]: bad regex '{pattern}' ({error})") from None
+                raise EditError(
+                    f"load.rename[{position}]: bad regex '{pattern}' ({error})"
+                ) from None
 
     def describe(self) -> str:
         return f"Load {Path(self.spec['path']).name}"
@@ -92,12 +94,14 @@ class Load(Edit):
             raise EditError(f"load.path: {self.spec['path']}: " + "; ".join(problems))
         report["skipped"] = [item["name"] for item in report["mismatched"]]
         written: set[int] = set()
+        self.resolved["pairs"] = []
         for name, key in report.pop("_pairs"):
             tensor = session.tensor(name)
             if id(tensor) in written:
                 continue  # a tied tensor is written once
             written.add(id(tensor))
             write_values(session, tx, name, stored[key])
+            self.resolved["pairs"].append((name, key))
         return report
 
     def plan(self, session: Session, stored: dict[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,11 @@ def placement(model: nn.Module, module: nn.Module) -> tuple[torch.device, torch.
     return torch.device("cpu"), None
 
 
+def placement_text(device: torch.device, dtype: torch.dtype | None) -> dict[str, Any]:
+    """Device and dtype as strings, for the script export."""
+    return {"device": str(device), "dtype": str(dtype) if dtype is not None else None}
+
+
 def build_seeded(spec: dict[str, Any], in_size: int | None, seed: int, device: torch.device,
                  dtype: torch.dtype | None, training: bool,
                  field: str = "module") -> tuple[nn.Module, dict[str, Any]]:
@@ -86,6 +91,7 @@ class Replace(Edit):
         new, resolved = build_seeded(self.spec["module"], input_size(old), self.spec["seed"],
                                      device, dtype, old.training, "replace.module")
         self.spec["target"], self.spec["module"] = path, resolved
+        self.resolved.update(placement_text(device, dtype), training=old.training)
         _replace(session, tx, path, new)
         return path
 
@@ -180,5 +186,6 @@ class ReplaceHead(Edit):
         new, resolved = build_seeded(spec, input_size(old), self.spec["seed"],
                                      device, dtype, old.training, "replace_head.module")
         self.spec["target"], self.spec["module"] = path, resolved
+        self.resolved.update(placement_text(device, dtype), training=old.training)
         _replace(session, tx, path, new)
         return {"target": path, "module": resolved}

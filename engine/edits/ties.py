@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from .. import paths
 from ..changes import ItemChange
 from ..checkpoint import Slot
 from ..errors import EditError
-from .. import paths
 from .base import Edit, register
 
 if TYPE_CHECKING:
@@ -76,6 +76,7 @@ class Tie(Edit):
                               *session.aliases(source_entry.name)}))
         tx.add(ItemChange(target_entry.registry, target_entry.leaf, source_entry.tensor,
                           "values+flags", names))
+        self.resolved["kind"] = "tensor"
         return None
 
     def _tie_modules(self, session: Session, tx: Transaction) -> Any:
@@ -101,6 +102,7 @@ class Tie(Edit):
         _, parent = session.module(parent_path)
         tx.add(ItemChange(parent._modules, leaf, source, "structure", (target_path,),
                           structure_path=target_path, emit=session.emit_structure))
+        self.resolved["kind"] = "module"
         return None
 
     def _tie_checkpoint(self, session: Session, tx: Transaction) -> Any:
@@ -159,6 +161,7 @@ class Untie(Edit):
             else:
                 own = tensor.detach().clone()
         tx.add(ItemChange(entry.registry, entry.leaf, own, "values+flags", names))
+        self.resolved["kind"] = "tensor"
         return None
 
     def _untie_module(self, session: Session, tx: Transaction) -> Any:
@@ -172,6 +175,7 @@ class Untie(Edit):
         _, parent = session.module(parent_path)
         tx.add(ItemChange(parent._modules, leaf, copy.deepcopy(module), "structure", (path,),
                           structure_path=path, emit=session.emit_structure))
+        self.resolved["kind"] = "module"
         return None
 
 

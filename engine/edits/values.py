@@ -100,7 +100,9 @@ def _constant(value: Any) -> torch.Tensor:
         _check_numbers(value)
         return torch.tensor(value, dtype=torch.float64 if not _all_int(value) else torch.int64)
     except (TypeError, ValueError) as error:
-        raise EditError(f"set.value: expected a number or a nested list of numbers ({error})") from None
+        raise EditError(
+            f"set.value: expected a number or a nested list of numbers ({error})"
+        ) from None
 
 
 def _check_numbers(value: Any) -> None:
@@ -135,6 +137,7 @@ class _ScalarOp(Edit):
             tensor = record_values(session, tx, name)
             with torch.no_grad():
                 self._apply(tensor, self.spec["value"])
+        self.resolved["names"] = names
         return names
 
     def _apply(self, tensor: torch.Tensor, value: float) -> None:

@@ -194,7 +194,9 @@ def _init_lines(edit: Edit) -> list[str]:
     args = "".join(f", {key}={value!r}" for key, value in spec.get("args", {}).items())
     names = edit.resolved["names"]
     if is_random(method):
-        return _no_grad([f"g = torch.Generator().manual_seed({spec['seed']})",
+        # sparse_ also draws from the global generator (randperm), so it is seeded too.
+        global_seed = [f"torch.manual_seed({spec['seed']})"] if method == "sparse" else []
+        return _no_grad([*global_seed, f"g = torch.Generator().manual_seed({spec['seed']})",
                          *_literal("names", names),
                          "for name in names:",
                          f"{INDENT}_init(nn.init.{method}_, _tensor(model, name), g{args})"])

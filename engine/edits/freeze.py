@@ -50,6 +50,7 @@ class _RequiresGrad(Edit):
         excluded = self.get_names("except") or []
         names = session.select_tensors(targets, f"{self.op}.targets", parameters_only=True)
         skip = set(session.select_tensors(excluded, f"{self.op}.except", parameters_only=True))
+        self._skipped = sorted(skip)
         names = [name for name in names if name not in skip]
         if not names:
             raise EditError(f"{self.op}.except: excludes every selected parameter")
@@ -67,7 +68,7 @@ class _RequiresGrad(Edit):
                          excluded: list[str], names: list[str]) -> None:
         assert session.model is not None
         roots = _covered_modules(session, targets, names)
-        skipped = _covered_modules(session, excluded, []) if excluded else set()
+        skipped = _covered_modules(session, excluded, self._skipped) if excluded else set()
         for path, module in session.model.named_modules():
             if not isinstance(module, nn.modules.batchnorm._BatchNorm):
                 continue

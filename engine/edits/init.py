@@ -124,8 +124,9 @@ class Init(Edit):
             shape, dtype = session.tensor_meta(name)
             if len(shape) < low or (high is not None and len(shape) > high):
                 dims = f"{low}" if high == low else f"{low} to {high}" if high else f"{low} or more"
+                hint = " (select weights with param: weight)" if len(shape) < low else ""
                 raise EditError(f"init.method: '{method}' needs a tensor with {dims} dims; "
-                                f"'{name}' has {len(shape)} (select weights with param: weight)")
+                                f"'{name}' has {len(shape)}{hint}")
             if not dtype.is_floating_point:
                 raise EditError(f"init.targets: '{name}' is {str(dtype).removeprefix('torch.')}; "
                                 "initializers need floating-point tensors")
@@ -136,6 +137,17 @@ class Init(Edit):
             generator = torch.Generator().manual_seed(self.spec["seed"])
         function = initializer(method)
         args = dict(self.spec.get("args", {}))
+        # sparse_ draws its zero positions from the global generator (torch.randperm
+        # without a generator), so the global generator is seeded too, inside fork_rng.
+        with torch.random.fork_rng(devices=[]):
+            if method == "sparse":
+                torch.manual_seed(self.spec["seed"])
+            self._run(session, tx, names, function, args, generator)
+        self.resolved["names"] = names
+        return names
+
+    def _run(self, session: Session, tx: Transaction, names: list[str], function: Any,
+             args: dict[str, Any], generator: torch.Generator | None) -> None:
         for name in names:
             tensor = record_values(session, tx, name)
             with torch.no_grad():
@@ -148,8 +160,6 @@ class Init(Edit):
                     staged = torch.empty(tensor.shape, dtype=tensor.dtype)
                     function(staged, **args, generator=generator)
                     tensor.copy_(staged)
-        self.resolved["names"] = names
-        return names
 
     def _reset(self, session: Session, tx: Transaction) -> Any:
         modules = _reset_modules(session, self)

@@ -265,7 +265,10 @@ class Session:
         except EditError:
             pass
         path, _ = self.module(pattern, field)
-        return [name for name in params if paths.under(name, path)]
+        hits = [name for name in params if paths.under(name, path)]
+        if not hits:
+            raise EditError(f"{field}: module '{path}' has no parameters")
+        return hits
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Current tensors by name (the model's state_dict, or every checkpoint tensor)."""

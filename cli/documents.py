@@ -3,21 +3,43 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from engine.documents import model_session
 from engine.errors import ArchError
 from engine.session import Session
 
+from .progress_bar import TerminalProgress
 
-def add_document_arguments(parser: argparse.ArgumentParser) -> None:
-    """--arch SPEC, --arch-args JSON, --weights FILE."""
+
+def add_document_arguments(parser: argparse.ArgumentParser, *, weights: bool = True) -> None:
+    """--arch SPEC, --arch-args JSON, [--weights FILE], and the options of opening a file."""
     parser.add_argument("--arch", metavar="SPEC",
-                        help="torchvision:NAME, timm:NAME or path/to/file.py:ClassName")
+                        help="torchvision:NAME, timm:NAME, path/to/file.py:ClassName, or hf "
+                        "(the opened folder's config.json)")
     parser.add_argument("--arch-args", metavar="JSON", help="keyword arguments of the model, "
                         "e.g. '{\"num_classes\": 10}'")
-    parser.add_argument("--weights", metavar="FILE", help="starting weights (.pt/.pth/.safetensors)")
+    if weights:
+        parser.add_argument("--weights", metavar="FILE",
+                            help="starting weights for --arch (.pt/.pth/.safetensors)")
+    add_open_arguments(parser)
+
+
+def add_open_arguments(parser: argparse.ArgumentParser) -> None:
+    """--trust, --choice KEY, --strip-prefix, --quiet."""
+    parser.add_argument("--trust", action="store_true",
+                        help="allow files that run code when loaded (whole pickled models, "
+                        "TorchScript); only for files from a source you trust")
+    parser.add_argument("--choice", metavar="KEY",
+                        help="which nested state dict of a checkpoint to use (default: the "
+                        "first found, e.g. state_dict)")
+    parser.add_argument("--strip-prefix", nargs="?", const=True, default=None, metavar="PREFIX",
+                        help="strip the DataParallel/compile prefix ('module.', '_orig_mod.'), "
+                        "or PREFIX")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def parse_arch_args(text: str | None) -> dict[str, Any] | None:
@@ -33,8 +55,38 @@ def parse_arch_args(text: str | None) -> dict[str, Any] | None:
     return value
 
 
-def open_document(args: argparse.Namespace, *, meta: bool = False) -> Session:
-    """Open the document the arguments name (an architecture, with optional weights)."""
+@contextlib.contextmanager
+def progress_bar(args: argparse.Namespace) -> Iterator[TerminalProgress]:
+    """A progress bar on stderr (terminal only; none with --quiet), cleared at the end."""
+    bar = TerminalProgress(quiet=bool(getattr(args, "quiet", False)))
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def open_path(args: argparse.Namespace, path: str, *, arch: bool = True) -> Session:
+    """Open the file or folder `path` with the open options in `args`."""
+    with progress_bar(args) as bar:
+        return Session.open(
+            path,
+            arch=getattr(args, "arch", None) if arch else None,
+            arch_args=parse_arch_args(getattr(args, "arch_args", None)) if arch else None,
+            trust=bool(getattr(args, "trust", False)),
+            choice=getattr(args, "choice", None),
+            strip_prefix=getattr(args, "strip_prefix", None),
+            progress=bar,
+        )
+
+
+def open_document(args: argparse.Namespace, *, meta: bool = False,
+                  path: str | None = None) -> Session:
+    """Open the document the arguments name: a file or folder `path` (with an optional
+    --arch), or an architecture with optional --weights."""
+    if path is not None:
+        if getattr(args, "weights", None):
+            raise ArchError("--weights: give the file as PATH (or --input), not both")
+        return open_path(args, path)
     if not args.arch:
-        raise ArchError("--arch: required (e.g. --arch torchvision:resnet18)")
+        raise ArchError("--arch: required (e.g. --arch torchvision:resnet18), or give a file")
     return model_session(args.arch, parse_arch_args(args.arch_args), args.weights, meta=meta)

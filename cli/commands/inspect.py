@@ -13,6 +13,9 @@ from ..documents import add_document_arguments, open_document
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("inspect", help="list the tensors of a model or checkpoint")
+    parser.add_argument("path", nargs="?", metavar="PATH",
+                        help="checkpoint file or folder (.safetensors, .pt/.pth/.bin/.ckpt, "
+                        "index.json, Hugging Face folder)")
     add_document_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print JSON (see docs/inspect.md)")
     return parser
@@ -20,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     # Without weights, only shapes are needed: build on the meta device (no memory, no init).
-    session = open_document(args, meta=True)
+    session = open_document(args, meta=True, path=args.path)
     result = listing(session)
     if args.json:
         json.dump(result, sys.stdout)
@@ -53,4 +56,11 @@ def format_listing(result: dict) -> str:
         lines.append(f"tie #{index}: {', '.join(group)}")
     for group in result.get("module_ties", []):
         lines.append(f"shared module: {', '.join(group)}")
+    source = result.get("source") or {}
+    if source.get("prefix") and not source.get("stripped_prefix"):
+        lines.append(f"every name starts with '{source['prefix']}' (DataParallel/compile); "
+                     "--strip-prefix removes it")
+    if len(source.get("candidates") or []) > 1:
+        lines.append(f"nested state dicts: {', '.join(source['candidates'])} (showing "
+                     f"'{source.get('nested_key')}'; --choice KEY picks another)")
     return "\n".join(lines)

@@ -1,0 +1,96 @@
+"""Hugging Face model folders: the files that are not weights, and models built from
+config.json with transformers (optional; never touches the hub).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..errors import ArchError
+
+#: file endings of weights, never copied as "other files" (they would be stale)
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack",
+                   ".onnx", ".gguf", ".index.json", ".tar")
+#: the arch spec that means "build from the opened folder's config.json"
+HF_SPEC = "hf"
+
+
+def other_files(folder: Path) -> list[str]:
+    """Names of the regular files in `folder` that are not weights (config, tokenizer...).
+
+    Sub-folders are left out: they hold other formats (onnx/) or other models.
+    """
+    names = []
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and not path.name.lower().endswith(WEIGHT_SUFFIXES) \
+                and not path.name.startswith("."):
+            names.append(path.name)
+    return names
+
+
+def is_hf_spec(spec: str | None) -> bool:
+    """`hf` (the opened folder) or `hf:PATH` (a folder with config.json)."""
+    return spec is not None and (spec == HF_SPEC or spec.startswith(HF_SPEC + ":"))
+
+
+def config_folder(spec: str, opened_folder: Path | None) -> Path:
+    """The folder whose config.json an `hf` spec means."""
+    if spec == HF_SPEC:
+        if opened_folder is None:
+            raise ArchError("arch: 'hf' builds the model from the opened folder's config.json; "
+                            "open a Hugging Face folder or give hf:PATH/TO/FOLDER")
+        return opened_folder
+    folder = Path(spec[len(HF_SPEC) + 1:]).expanduser()
+    if folder.is_file():
+        folder = folder.parent
+    return folder
+
+
+def build_hf_model(folder: Path, arch_args: dict[str, Any] | None = None,
+                   seed: int = 0) -> nn.Module:
+    """Build the model config.json in `folder` describes, with random weights, offline.
+
+    The class is `config.architectures[0]` when transformers has it (so heads such as
+    `lm_head` exist), else `AutoModel`. `arch_args` override config fields.
+
+    Raises
+    ------
+    ArchError : transformers missing, no config.json, or the build failed
+    """
+    try:
+        import transformers
+    except ImportError:
+        raise ArchError("arch: transformers is not installed (pip install transformers); "
+                        "without it the folder opens in checkpoint mode") from None
+    import torch
+
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise ArchError(f"arch: {folder} has no config.json")
+    try:
+        json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ArchError(f"arch: {config_path}: not valid JSON ({error})") from None
+    try:
+        config = transformers.AutoConfig.from_pretrained(str(folder), local_files_only=True,
+                                                         **(arch_args or {}))
+    except Exception as error:
+        raise ArchError(f"arch: {config_path}: transformers cannot read it "
+                        f"({str(error).splitlines()[0] if str(error) else error})") from None
+    names = list(getattr(config, "architectures", None) or [])
+    model_class = getattr(transformers, names[0], None) if names else None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            if model_class is not None:
+                model = model_class(config)
+            else:
+                model = transformers.AutoModel.from_config(config)
+        except Exception as error:
+            raise ArchError(f"arch: building the model of {config_path} failed: "
+                            f"{str(error).splitlines()[0] if str(error) else error}") from None
+    return model

@@ -1,0 +1,204 @@
+"""Open any checkpoint file or folder as a Session: `Session.open` lands here.
+
+Functions for the GUI
+---------------------
+`open_session(path, ...)`
+    The document, in checkpoint mode (no `arch`) or model mode.
+`inspect_candidates(path, trust=False) -> list[str]`
+    The nested state dicts of a .pt/.ckpt file, most likely first, for a picker; pass
+    the one chosen as `open_session(..., choice=name)`.
+`engine.io.trust.unsafe_globals(path) -> list[str]`
+    What a file that needs trust would import, for the confirmation dialog.
+`needs_trust(path) -> bool`
+    Whether opening `path` needs `trust=True` (ask the user first).
+`detect_prefix(names) -> str`
+    The DataParallel/compile prefix shared by all names ('module.', '_orig_mod.' or
+    both), also found in `session.source["prefix"]` after opening; offer to reopen
+    with `strip_prefix=True`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..arch import DEFAULT_SEED, build_model
+from ..checkpoint import CheckpointState, Slot
+from ..errors import FileError
+from ..history import DEFAULT_BUDGET_BYTES
+from ..progress import Progress, report
+from ..session import Session
+from . import formats, hf_folder, nested
+from .fill import fill_model, report_problems
+from .origin import set_origin
+from .readers import FROZEN_KEY, Loaded, read_detected
+from .torch_files import load_pickle
+
+#: prefixes that wrappers add to every key: DataParallel/DDP and torch.compile
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def detect_prefix(names: list[str]) -> str:
+    """The wrapper prefix every name shares ("" when none), e.g. 'module._orig_mod.'."""
+    prefix = ""
+    while names:
+        rest = [name[len(prefix):] for name in names]
+        found = next((p for p in WRAPPER_PREFIXES if all(name.startswith(p) for name in rest)),
+                     None)
+        if found is None:
+            break
+        prefix += found
+    return prefix
+
+
+def needs_trust(path: str | Path) -> bool:
+    """Tell whether `path` can be opened only with `trust=True` (it would run code).
+
+    Reads the file's pickle without running it; False for safetensors and folders of
+    safetensors. The GUI asks this before opening, then shows
+    `engine.io.trust.unsafe_globals(path)` in its confirmation dialog.
+    """
+    found = formats.detect(path)
+    if found.kind == formats.TORCHSCRIPT:
+        return True
+    if found.kind != formats.PT:
+        return False
+    from .trust import unsafe_globals
+
+    return bool(unsafe_globals(found.path))
+
+
+def inspect_candidates(path: str | Path, *, trust: bool = False) -> list[str]:
+    """The nested state dicts a .pt/.pth/.ckpt file holds, most likely first.
+
+    `['']` means the file is itself a state dict; `['state_dict', 'ema']` a wrapper with
+    two; names of deeper ones join keys with '/'. Safetensors files and folders have
+    exactly one: `['']`. Pass the chosen name to `open_session(path, choice=...)`.
+
+    Raises
+    ------
+    FileError : as `open_session` (needs `trust` for files that would run code)
+    """
+    found = formats.detect(path)
+    if found.kind != formats.PT:
+        return [""]
+    return nested.find_candidates(load_pickle(found.path, trust=trust))
+
+
+def open_session(
+    path: str | Path,
+    *,
+    arch: str | None = None,
+    arch_args: dict[str, Any] | None = None,
+    trust: bool = False,
+    progress: Progress | None = None,
+    choice: str | None = None,
+    strip_prefix: bool | str | None = None,
+    strict: bool = True,
+    seed: int = DEFAULT_SEED,
+    history_budget: int = DEFAULT_BUDGET_BYTES,
+) -> Session:
+    """Open a checkpoint file or folder.
+
+    Parameters
+    ----------
+    path : .safetensors, sharded `*.safetensors.index.json`, .pt/.pth/.bin/.ckpt,
+        TorchScript, or a folder (Hugging Face layout)
+    arch : open in model mode with this architecture (`torchvision:NAME`, `file.py:Class`,
+        `timm:NAME`, `hf` for the folder's config.json, `hf:FOLDER`); None: checkpoint mode
+    arch_args : keyword arguments of the architecture
+    trust : allow files that run code when loaded (whole pickled models, TorchScript,
+        checkpoints with custom objects); never implied
+    progress : reports reading; `cancel()` stops the open (raises Cancelled)
+    choice : which nested state dict to use (see `inspect_candidates`); default the first
+    strip_prefix : True strips the detected 'module.'/'_orig_mod.' prefix, text strips that
+        prefix, False keeps names; None strips only when needed to fit `arch`
+    strict : with `arch`, every model tensor must be in the file with its shape
+    seed : seed of the architecture's initial weights (for tensors the file lacks)
+
+    Returns
+    -------
+    The Session; `session.source` describes the file (path, format, nested_key,
+    candidates, prefix, stripped_prefix, folder, other_files, layout, load_report).
+
+    Raises
+    ------
+    FileError : unreadable, damaged, unsafe without trust, or not fitting `arch` (strict)
+    ArchError : the architecture cannot be built
+    Cancelled : `progress.cancel()` was called
+    """
+    found = formats.detect(path)
+    loaded = read_detected(found, trust=trust, choice=choice, progress=progress)
+    source = loaded.source
+    source["requested_path"] = str(path)
+    if found.folder is not None:
+        source["folder"] = str(found.folder)
+        source["weights_name"] = found.path.name
+        source["other_files"] = hf_folder.other_files(found.folder)
+    _strip(loaded, strip_prefix, arch is not None, found.path)
+    frozen = _frozen_names(loaded)
+    if frozen:
+        source["frozen"] = sorted(frozen)
+    report(progress, 1.0, "Building the document")
+    if arch is not None:
+        model = _build(arch, arch_args, seed, found.folder)
+        fill = fill_model(model, loaded.state.entries, frozen)
+        # Every name is in the listing already; the report keeps what did not fit.
+        source["load_report"] = {**fill, "loaded": len(fill["loaded"])}
+        problems = report_problems(fill)
+        if strict and problems:
+            raise FileError(found.path, f"does not fit {arch}: " + "; ".join(problems)
+                            + " (open without the architecture, or with strict off)")
+        session = Session(model, history_budget=history_budget)
+        source.update(arch=arch, arch_args=arch_args or None)
+    elif loaded.model is not None:
+        session = Session(loaded.model, history_budget=history_budget)
+        source["whole_model"] = type(loaded.model).__name__
+    else:
+        session = Session(checkpoint=loaded.state, history_budget=history_budget)
+    session.source = source
+    set_origin(session, loaded.origin)
+    return session
+
+
+def _build(arch: str, arch_args: dict[str, Any] | None, seed: int,
+           folder: Path | None) -> nn.Module:
+    if hf_folder.is_hf_spec(arch):
+        return hf_folder.build_hf_model(hf_folder.config_folder(arch, folder), arch_args, seed)
+    return build_model(arch, arch_args, seed=seed)
+
+
+def _strip(loaded: Loaded, strip_prefix: bool | str | None, for_model: bool, path: Path) -> None:
+    entries = loaded.state.entries
+    detected = detect_prefix(list(entries))
+    loaded.source["prefix"] = detected or None
+    if strip_prefix is None:
+        strip_prefix = for_model and bool(detected)
+    if strip_prefix is False or strip_prefix == "":
+        return
+    prefix = detected if strip_prefix is True else str(strip_prefix)
+    if not prefix:
+        return
+    renamed: dict[str, Slot] = {}
+    for name, slot in entries.items():
+        new = name[len(prefix):] if name.startswith(prefix) else name
+        if new in renamed or not new:
+            raise FileError(path, f"stripping '{prefix}' from '{name}' collides with another "
+                            "name; open without stripping")
+        renamed[new] = slot
+    loaded.state = CheckpointState(renamed, loaded.state.extras)
+    loaded.source["stripped_prefix"] = prefix
+
+
+def _frozen_names(loaded: Loaded) -> set[str]:
+    text = loaded.origin.metadata.get(FROZEN_KEY)
+    if text is None:
+        return set()
+    try:
+        names = json.loads(text) if isinstance(text, str) else text
+    except json.JSONDecodeError:
+        return set()
+    return {name for name in names if isinstance(name, str)} if isinstance(names, list) else set()

@@ -1,0 +1,51 @@
+"""What a save needs to know about the file a session was opened from, beyond `Session.source`.
+
+`Session.source` is a JSON-ready summary (path, format, chosen nested key, prefix...)
+that the GUI and `inspect --json` show. The objects behind it, which are not JSON (the
+wrapper dict of a nested checkpoint with its optimizer state, the open files that
+lazy tensors are read from), live in an `Origin` kept beside the session here,
+without adding attributes to `Session`.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..session import Session
+    from .sources import StoredFile
+
+
+@dataclass
+class Origin:
+    """The non-JSON half of where a session came from.
+
+    Attributes
+    ----------
+    wrapper : the whole object a nested .pt/.ckpt held (epoch, optimizer state,
+        hyper-parameters), put back around the state dict on save; None when the file
+        was a bare state dict
+    key_path : where the state dict sits in `wrapper` (e.g. `("state_dict",)`)
+    files : open files that lazy tensors are read from (kept open on purpose)
+    metadata : safetensors `__metadata__` (single file) or the index's `metadata`
+    """
+
+    wrapper: Any = None
+    key_path: tuple[str, ...] = ()
+    files: list[StoredFile] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+_ORIGINS: weakref.WeakKeyDictionary[Session, Origin] = weakref.WeakKeyDictionary()
+
+
+def origin_of(session: Session) -> Origin | None:
+    """The Origin recorded when `session` was opened from a file, or None."""
+    return _ORIGINS.get(session)
+
+
+def set_origin(session: Session, origin: Origin) -> None:
+    """Record where `session` came from (called by `open_session`)."""
+    _ORIGINS[session] = origin

@@ -1,0 +1,165 @@
+"""Read and check the header of a .safetensors file before any tensor is touched.
+
+The file is `8-byte little-endian header length N`, `N bytes of JSON`, then the
+tensor bytes. Everything a damaged or hostile file can get wrong is checked here,
+each with one message that names the file and the problem: the header length (too
+large, beyond the end of the file), the JSON (not UTF-8, not an object, duplicate
+names), each entry (unknown dtype, bad shape, offsets that do not match the shape),
+and the offsets together (overlapping, with gaps, or past the end of the file).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..errors import FileError
+from .dtypes import SAFETENSORS_DTYPES, itemsize
+from .sources import StoredFile, TensorSource
+
+#: the safetensors library refuses headers larger than this; so do we
+MAX_HEADER_BYTES = 100_000_000
+METADATA_KEY = "__metadata__"
+
+
+@dataclass
+class SafetensorsHeader:
+    """The checked header of one file.
+
+    Attributes
+    ----------
+    file : the open file
+    metadata : the `__metadata__` strings
+    sources : name -> where its bytes are, in header order
+    data_start : absolute offset of the first tensor byte
+    """
+
+    file: StoredFile
+    metadata: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, TensorSource] = field(default_factory=dict)
+    data_start: int = 0
+
+
+def read_header(file: StoredFile) -> SafetensorsHeader:
+    """Parse and check the header of `file`.
+
+    Raises
+    ------
+    FileError : anything wrong with the header or the offsets; names the file
+    """
+    path = file.path
+    if file.size < 8:
+        what = "empty" if file.size == 0 else f"only {file.size} bytes long"
+        raise FileError(path, f"not a safetensors file ({what}; truncated?)")
+    (length,) = struct.unpack("<Q", file.read(0, 8))
+    if length > MAX_HEADER_BYTES:
+        raise FileError(path, f"safetensors header claims {length:,} bytes (more than the "
+                        f"{MAX_HEADER_BYTES:,} allowed); damaged or not a safetensors file")
+    if 8 + length > file.size:
+        raise FileError(path, f"safetensors header claims {length:,} bytes but the file has "
+                        f"{file.size - 8:,} after the length (truncated?)")
+    raw = file.read(8, length)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FileError(path, "safetensors header is not UTF-8 text (damaged?)") from None
+    if not text.lstrip().startswith("{"):
+        raise FileError(path, "safetensors header is not a JSON object (not a safetensors file?)")
+    try:
+        parsed = json.loads(text, object_pairs_hook=_no_duplicates)
+    except _DuplicateName as error:
+        raise FileError(path, f"safetensors header names '{error.name}' twice") from None
+    except (json.JSONDecodeError, RecursionError) as error:
+        message = getattr(error, "msg", "too deeply nested")
+        raise FileError(path, f"safetensors header is not valid JSON ({message})") from None
+    if not isinstance(parsed, dict):
+        raise FileError(path, "safetensors header is not a JSON object")
+    header = SafetensorsHeader(file=file, data_start=8 + length)
+    metadata = parsed.pop(METADATA_KEY, None)
+    if metadata is not None:
+        if not isinstance(metadata, dict) or not all(
+            isinstance(key, str) and isinstance(value, str) for key, value in metadata.items()
+        ):
+            raise FileError(path, "safetensors __metadata__ must map text to text")
+        header.metadata = metadata
+    data_size = file.size - header.data_start
+    spans: list[tuple[int, int, str]] = []
+    for name, entry in parsed.items():
+        dtype, shape, begin, end = _check_entry(path, name, entry)
+        spans.append((begin, end, name))
+        header.sources[name] = TensorSource(file, name, header.data_start + begin, end - begin,
+                                            dtype, shape)
+    _check_spans(path, spans, data_size)
+    return header
+
+
+def _check_entry(path: Any, name: str, entry: Any) -> tuple[torch.dtype, tuple[int, ...], int, int]:
+    if not isinstance(entry, dict):
+        raise FileError(path, f"safetensors entry '{name}' is not an object")
+    dtype_text = entry.get("dtype")
+    if not isinstance(dtype_text, str):
+        raise FileError(path, f"safetensors entry '{name}' has no dtype")
+    dtype = SAFETENSORS_DTYPES.get(dtype_text)
+    if dtype is None:
+        raise FileError(path, f"tensor '{name}' has unknown dtype '{dtype_text}'")
+    shape = entry.get("shape")
+    if not isinstance(shape, list) or not all(
+        isinstance(size, int) and not isinstance(size, bool) and size >= 0 for size in shape
+    ):
+        raise FileError(path, f"tensor '{name}' has a bad shape {shape!r} "
+                        "(expected a list of sizes >= 0)")
+    offsets = entry.get("data_offsets")
+    if (not isinstance(offsets, list) or len(offsets) != 2
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+        raise FileError(path, f"tensor '{name}' has bad data_offsets {offsets!r}")
+    begin, end = offsets
+    if begin < 0 or end < begin:
+        raise FileError(path, f"tensor '{name}' has bad data_offsets [{begin}, {end}]")
+    numel = 1
+    for size in shape:
+        numel *= size
+    expected = numel * itemsize(dtype)
+    if end - begin != expected:
+        raise FileError(path, f"tensor '{name}' spans {end - begin} bytes but its shape "
+                        f"{tuple(shape)} of {dtype_text} needs {expected}")
+    return dtype, tuple(shape), begin, end
+
+
+def _check_spans(path: Any, spans: list[tuple[int, int, str]], data_size: int) -> None:
+    """The byte ranges must tile the data exactly: no overlap, no gap, nothing past the end."""
+    position = 0
+    previous = None
+    for begin, end, name in sorted(spans):
+        if begin < position:
+            raise FileError(path, f"tensors '{previous}' and '{name}' overlap in the file "
+                            "(damaged or crafted file)")
+        if begin > position:
+            raise FileError(path, f"unused bytes before tensor '{name}' (offset {position} to "
+                            f"{begin}); damaged or crafted file")
+        position = end
+        previous = name
+    if position > data_size:
+        raise FileError(path, f"tensor '{previous}' ends at byte {position:,} of the data but "
+                        f"the file holds {data_size:,} (truncated?)")
+    if position < data_size:
+        raise FileError(path, f"{data_size - position:,} unexpected bytes after the last "
+                        "tensor (damaged file?)")
+
+
+class _DuplicateName(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateName(key)
+        result[key] = value
+    return result

@@ -1,0 +1,105 @@
+"""Read .pt/.pth/.bin/.ckpt files with `torch.load(weights_only=True)`, never anything else
+unless the user trusts the file.
+
+`weights_only=True` is passed explicitly on every call. A file that needs more than
+tensors and plain containers to load (a whole pickled model, a Lightning checkpoint
+holding custom objects, a TorchScript archive) is refused with a `FileError` that
+lists the globals it would import; torch's own advice to pass `weights_only=False`
+is never passed on. With `trust=True` the file is loaded with `weights_only=False`
+(TorchScript: `torch.jit.load`), because the user asked for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import FileError
+
+#: torch.save's zip archives start like every zip file
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def is_zip_checkpoint(path: Path) -> bool:
+    """Tell whether `path` is in torch.save's zip format (as opposed to the legacy one)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == ZIP_MAGIC
+    except OSError:
+        return False
+
+
+def is_torchscript(path: Path) -> bool:
+    """Tell whether `path` is a TorchScript archive (`torch.jit.save`), which holds code."""
+    if not is_zip_checkpoint(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return False
+    return any(name.endswith("/constants.pkl") or "/code/" in name for name in names)
+
+
+def load_pickle(path: Path, *, trust: bool = False) -> Any:
+    """`torch.load` the file safely (memory-mapped where the format allows).
+
+    Parameters
+    ----------
+    trust : load with `weights_only=False` (runs code from the file); only when the
+        user explicitly asked
+
+    Raises
+    ------
+    FileError : unreadable, damaged, or needing code to load without `trust`
+    """
+    from .trust import refusal_message
+
+    mmap = is_zip_checkpoint(path)
+    try:
+        with _quiet():
+            return torch.load(path, map_location="cpu", weights_only=not trust, mmap=mmap)
+    except pickle.UnpicklingError as error:
+        if not trust and "weights only" in str(error).lower():
+            raise FileError(path, refusal_message(path)) from None
+        raise FileError(path, f"not a readable PyTorch checkpoint ({_first_line(error)})") from None
+    except MemoryError:
+        raise FileError(path, "not a readable PyTorch checkpoint (it asks for more memory "
+                        "than there is; damaged?)") from None
+    except FileError:
+        raise
+    except Exception as error:  # torch reports damage with many exception types
+        raise FileError(path, f"not a readable PyTorch checkpoint ({_first_line(error)})") from None
+
+
+def load_torchscript(path: Path) -> torch.nn.Module:
+    """`torch.jit.load` a TorchScript archive on the CPU (the caller checked trust)."""
+    try:
+        with _quiet():
+            return torch.jit.load(str(path), map_location="cpu")
+    except Exception as error:
+        problem = _first_line(error)
+        raise FileError(path, f"not a loadable TorchScript archive ({problem})") from None
+
+
+@contextlib.contextmanager
+def _quiet():
+    # torch warns about deprecated formats and TorchScript; the user cannot act on those
+    # warnings here, and tests run with warnings as errors.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _first_line(error: BaseException) -> str:
+    """The first line of an error, with torch's unsafe `weights_only=False` advice cut."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if "weights_only" in text:
+        text = "its contents are not plain tensors"
+    return text[:300]

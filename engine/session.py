@@ -334,8 +334,14 @@ class Session:
             self._group.edits.append(edit)
             self._after_changes(tx.changes)
             return result
-        self._push(Step(edit.label, edit, tx.changes, result))
-        self._after_changes(tx.changes)
+        # Record first, notify after: a view that fails while being notified must not
+        # leave an applied edit outside the history.
+        dropped = self.history.push(Step(edit.label, edit, tx.changes, result))
+        try:
+            self._after_changes(tx.changes)
+        finally:
+            self._report_dropped(dropped)
+            self.events.history_changed.emit()
         return result
 
     @contextlib.contextmanager
@@ -372,8 +378,10 @@ class Session:
             raise EditError("undo: nothing to undo")
         step = self.history.pop_undo()
         step.undo()
-        self._after_changes(step.changes)
-        self.events.history_changed.emit()
+        try:
+            self._after_changes(step.changes)
+        finally:
+            self.events.history_changed.emit()
 
     def redo(self) -> None:
         """Re-apply the last undone step, restoring the very objects and bits it made."""
@@ -384,8 +392,10 @@ class Session:
             raise EditError("redo: nothing to redo")
         step = self.history.pop_redo()
         step.redo()
-        self._after_changes(step.changes)
-        self.events.history_changed.emit()
+        try:
+            self._after_changes(step.changes)
+        finally:
+            self.events.history_changed.emit()
 
     def go_to(self, position: int) -> None:
         """Undo or redo until `position` steps of the stacks are applied."""

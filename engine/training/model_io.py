@@ -1,0 +1,195 @@
+"""What a model takes and gives: device choice, input proposal, probing forwards, outputs.
+
+Probing runs the model in eval mode under `torch.no_grad()` (BatchNorm statistics do
+not move) and puts every module's mode back afterwards, so a probe leaves the model
+as it found it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import EditError
+
+#: square image sides tried for a convolutional model, cheapest plausible first:
+#: adaptive-pooling models (most torchvision classifiers) accept 64; ViTs need 224,
+#: Inception 299; small custom CNNs often take 8, 28 or 32
+IMAGE_SIDES = (64, 32, 224, 299, 8, 16, 28, 96, 128, 256)
+#: tokens per sample for a model that starts with an embedding
+SEQUENCE_LENGTH = 16
+
+
+def resolve_device(name: str) -> torch.device:
+    """The device a run uses: "auto" is CUDA, then MPS, then the CPU.
+
+    Raises
+    ------
+    EditError : the named device is not available on this machine
+    """
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise EditError("train.device: CUDA is not available on this machine "
+                            "(use auto or cpu)")
+        device = torch.device(name)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise EditError(f"train.device: there is no {name} "
+                            f"({torch.cuda.device_count()} GPU(s) found)")
+        return device
+    if name == "mps" and not _mps_available():
+        raise EditError("train.device: MPS is not available on this machine (use auto or cpu)")
+    return torch.device(name)
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def available_devices() -> list[str]:
+    """Device choices for a menu: auto, cpu, then cuda / mps where present."""
+    devices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        devices += ["cuda"] if torch.cuda.device_count() == 1 else [
+            f"cuda:{index}" for index in range(torch.cuda.device_count())]
+    if _mps_available():
+        devices.append("mps")
+    return devices
+
+
+def model_placement(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    """The device of the model's tensors and its floating dtype (float32 if none)."""
+    device = None
+    dtype = None
+    for tensor in [*model.parameters(), *model.buffers()]:
+        device = device or tensor.device
+        if dtype is None and tensor.is_floating_point():
+            dtype = tensor.dtype
+    return device or torch.device("cpu"), dtype or torch.float32
+
+
+@contextlib.contextmanager
+def kept_modes(model: nn.Module) -> Iterator[None]:
+    """Put back every module's train/eval flag when the block ends."""
+    modes = [(module, module.training) for module in model.modules()]
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
+def logits_of(output: Any) -> torch.Tensor:
+    """The main tensor of a model's output: itself, `.logits`, or the first element."""
+    if isinstance(output, torch.Tensor):
+        return output
+    logits = getattr(output, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    if isinstance(output, Mapping):
+        for key in ("logits", "out", "output"):
+            if isinstance(output.get(key), torch.Tensor):
+                return output[key]
+    if isinstance(output, tuple | list) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    raise EditError(f"train: the model returns {type(output).__name__}; expected a tensor "
+                    "(or a tuple, dict or output object holding one)")
+
+
+def probe(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """Run one forward pass in eval mode without gradients; modes are put back."""
+    with kept_modes(model), torch.no_grad():
+        model.eval()
+        return logits_of(model(inputs))
+
+
+@dataclass(frozen=True)
+class InputGuess:
+    """One sample's shape and kind, proposed from the model's first layer."""
+
+    shape: tuple[int, ...]
+    tokens: int | None  # vocabulary size when the model takes token ids, else None
+    layer: str  # the layer the guess comes from, for messages
+
+
+def first_layer(model: nn.Module) -> tuple[str, nn.Module] | None:
+    """The first convolution, linear or embedding layer in registration order."""
+    kinds = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.Embedding, nn.EmbeddingBag)
+    for path, module in model.named_modules():
+        if isinstance(module, kinds):
+            return path, module
+    return None
+
+
+def propose_input(model: nn.Module, dtype: torch.dtype) -> InputGuess:
+    """Propose one sample's input shape, checked by probing the model.
+
+    Raises
+    ------
+    EditError : no first layer found, or no tried shape fits (give input_shape)
+    """
+    found = first_layer(model)
+    if found is None:
+        raise EditError("train.input_shape: cannot be proposed (the model has no Conv, Linear "
+                        "or Embedding layer); give it, e.g. [3, 64, 64]")
+    path, layer = found
+    if isinstance(layer, nn.Embedding | nn.EmbeddingBag):
+        guess = InputGuess((SEQUENCE_LENGTH,), layer.num_embeddings, path)
+        check_input(model, guess, dtype)
+        return guess
+    if isinstance(layer, nn.Linear):
+        guess = InputGuess((layer.in_features,), None, path)
+        check_input(model, guess, dtype)
+        return guess
+    channels = layer.in_channels
+    dims = 1 if isinstance(layer, nn.Conv1d) else 3 if isinstance(layer, nn.Conv3d) else 2
+    sides = IMAGE_SIDES if dims == 2 else (64, 32, 16, 8, 128, 224)
+    last_error = ""
+    for side in sides:
+        guess = InputGuess((channels, *([side] * dims)), None, path)
+        try:
+            check_input(model, guess, dtype)
+        except EditError as error:
+            last_error = str(error)
+            continue
+        return guess
+    raise EditError(f"train.input_shape: no tried size fits the model (first layer {path} "
+                    f"takes {channels} channel(s); last try: {last_error}); give input_shape")
+
+
+def example_inputs(guess: InputGuess, count: int, dtype: torch.dtype,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """`count` random samples of the guessed shape (token ids or normal floats)."""
+    if guess.tokens is not None:
+        return torch.randint(0, guess.tokens, (count, *guess.shape), generator=generator)
+    return torch.randn((count, *guess.shape), generator=generator).to(dtype)
+
+
+def check_input(model: nn.Module, guess: InputGuess, dtype: torch.dtype) -> torch.Tensor:
+    """Probe the model with one sample of `guess`; return its output or raise EditError."""
+    device, _ = model_placement(model)
+    sample = example_inputs(guess, 2, dtype, torch.Generator().manual_seed(0)).to(device)
+    try:
+        return probe(model, sample)
+    except EditError:
+        raise
+    except Exception as error:
+        raise EditError(f"input shape {list(guess.shape)} does not fit the model: "
+                        f"{first_line(error)}") from None
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message, with its type when the message is empty."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

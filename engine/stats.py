@@ -17,6 +17,7 @@ Conventions
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
@@ -563,6 +564,9 @@ def filter_grid_position(layout: GridLayout, row: int,
 
 
 # ---------------------------------------------------------------------- overview
+Reader = Callable[[], torch.Tensor]
+
+
 def overview_names(session: Session, which: str = "weights") -> list[str]:
     """The tensors a layer overview plots, once each (ties under their first name).
 
@@ -591,6 +595,52 @@ def overview_names(session: Session, which: str = "weights") -> list[str]:
     return weights or candidates
 
 
+def overview_sources(session: Session, which: str = "weights") -> list[tuple[str, Reader]]:
+    """The overview's tensors as (name, reader) pairs whose readers may run in another thread.
+
+    Call this in the thread that owns the session. A model's tensors are resolved here;
+    a checkpoint tensor that was not read yet is read by its reader without being
+    kept, so a background overview never races an edit over who loads a tensor (and
+    does not make a whole checkpoint resident).
+    """
+    sources: list[tuple[str, Reader]] = []
+    for name in overview_names(session, which):
+        if session.checkpoint is not None:
+            slot = session.checkpoint.entries[name]
+            load = getattr(slot.source, "load", None)
+            if not slot.loaded and callable(load):
+                sources.append((name, load))
+                continue
+        sources.append((name, _constant_reader(session.tensor(name))))
+    return sources
+
+
+def _constant_reader(tensor: torch.Tensor) -> Reader:
+    return lambda: tensor
+
+
+def measure_tensors(
+    sources: list[tuple[str, Reader]],
+    measure: str = "norm",
+    *,
+    exact_limit: int | None = 2**20,
+    sample_size: int = 2**18,
+    progress: Progress | None = None,
+) -> list[tuple[str, float]]:
+    """Compute one figure ("norm" or "std") per (name, reader) pair; see `layer_overview`."""
+    if measure not in MEASURES:
+        raise ValueError(f"overview: measure must be one of {', '.join(MEASURES)}, "
+                         f"not {measure!r}")
+    result: list[tuple[str, float]] = []
+    for number, (name, read) in enumerate(sources):
+        report(progress, number / max(len(sources), 1), f"overview: {name}")
+        stats = tensor_stats(read(), exact_limit=exact_limit, sample_size=sample_size)
+        value = stats[measure]
+        result.append((name, math.nan if value is None else float(value)))
+    report(progress, 1.0, "overview")
+    return result
+
+
 def layer_overview(
     session: Session,
     measure: str = "norm",
@@ -604,7 +654,7 @@ def layer_overview(
 
     Parameters
     ----------
-    session : the document; read, not changed (checkpoint tensors are read from disk)
+    session : the document; read, not changed
     measure : "norm" or "std"
     which : see `overview_names`
     exact_limit, sample_size : as for `tensor_stats`; an overview needs no more than
@@ -619,13 +669,6 @@ def layer_overview(
     if measure not in MEASURES:
         raise ValueError(f"overview: measure must be one of {', '.join(MEASURES)}, "
                          f"not {measure!r}")
-    names = overview_names(session, which)
-    result: list[tuple[str, float]] = []
-    for number, name in enumerate(names):
-        report(progress, number / max(len(names), 1), f"overview: {name}")
-        stats = tensor_stats(session.tensor(name), exact_limit=exact_limit,
-                             sample_size=sample_size)
-        value = stats[measure]
-        result.append((name, math.nan if value is None else float(value)))
-    report(progress, 1.0, "overview")
-    return result
+    return measure_tensors(overview_sources(session, which), measure,
+                           exact_limit=exact_limit, sample_size=sample_size,
+                           progress=progress)

@@ -387,3 +387,16 @@ def test_stats_module_imports_no_qt() -> None:
             "sys.exit(1 if bad else 0)")
     root = str(stats.__file__).rsplit("/engine/", 1)[0]
     assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False).returncode == 0
+
+
+def test_overview_reads_a_lazy_checkpoint_without_keeping_its_tensors(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {"a.weight": torch.randn(4, 3), "a.bias": torch.randn(4),
+               "b.weight": torch.randn(2, 4)}
+    save_file(tensors, str(tmp_path / "m.safetensors"))
+    session = Session.open(tmp_path / "m.safetensors")
+    overview = dict(stats.layer_overview(session, "norm"))
+    assert set(overview) == {"a.weight", "b.weight"}
+    assert overview["b.weight"] == pytest.approx(tensors["b.weight"].double().norm().item())
+    assert not any(slot.loaded for slot in session.checkpoint.entries.values())

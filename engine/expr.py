@@ -75,8 +75,11 @@ class CompiledExpr:
     def evaluate(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Evaluate over `x` and return a tensor (numbers become 0-d tensors)."""
         namespace = {"torch": torch, "x": x, "_g": generator, "float": float}
-        with torch.no_grad():
-            value = eval(self.code, {"__builtins__": {}}, namespace)  # code is generated, checked
+        try:
+            with torch.no_grad():
+                value = eval(self.code, {"__builtins__": {}}, namespace)  # generated, checked
+        except ArithmeticError as error:  # 9 ** 9 ** 9 overflows as floats, at once
+            raise EditError(f"expr: arithmetic error ({type(error).__name__})") from None
         if isinstance(value, tuple):
             raise EditError("expr: the expression gives several tensors (e.g. sort); take one")
         return torch.as_tensor(value, device=x.device)

@@ -31,4 +31,4 @@ def _isolated_settings(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
     home = tmp_path_factory.mktemp("config")
     monkeypatch.setenv("WEIGHTSMITH_CONFIG_DIR", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
-    yield
+    return

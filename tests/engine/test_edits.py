@@ -301,7 +301,7 @@ def test_session_group_context_manager():
     assert session.recipe()[0]["op"] == "group"
     session.undo()
     assert_same(before, snapshot(session.model))
-    with pytest.raises(RuntimeError), session.group("Broken"):
+    with pytest.raises(RuntimeError), session.group("Broken"):  # noqa: PT012
         session.apply({"op": "freeze", "targets": ["fc1"]})
         raise RuntimeError("stop")
     assert_same(before, snapshot(session.model))

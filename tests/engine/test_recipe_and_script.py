@@ -17,7 +17,7 @@ from engine.recipe import read_recipe, recipe_document, replay, write_recipe
 from engine.script_export import export_script
 from tests.conftest import ROOT
 from tests.models import SmallCNN, TiedLM, seeded
-from tests.snapshots import assert_same_state_dict, snapshot, assert_same
+from tests.snapshots import assert_same, assert_same_state_dict, snapshot
 
 
 def imported_modules(source: str) -> set[str]:

@@ -8,6 +8,7 @@ the source and the problem (FileError for files and folders, EditError otherwise
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -294,7 +295,11 @@ def read_tensor_file(path: Path) -> dict[str, torch.Tensor]:
         except (SafetensorError, OSError, ValueError, RuntimeError) as error:
             raise FileError(path, f"not a valid safetensors file ({first_line(error)})") from None
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # A plain pickle (not torch's zip format) makes torch warn about the protocol
+            # before it refuses the file; the refusal below is what the user needs.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise FileError(path, "refused: loading it would run code from the file (a pickled "
                         "object, not plain tensors)") from None

@@ -73,3 +73,78 @@ def _fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(descriptor)
+
+
+class StagedFiles:
+    """Write several files into one folder; none replaces its target until all are written.
+
+    Each `stage(name)` gives a temporary path beside the final one. `commit()` fsyncs
+    them all, then renames them into place in the order they were staged (put an index
+    last, so that readers never see an index naming files that are not there yet).
+    Leaving the `with` block by an error removes every temporary and changes nothing.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self._staged: list[tuple[Path, Path]] = []
+        self._committed = False
+
+    def stage(self, name: str) -> Path:
+        """A new empty temporary file that `commit()` will rename to `folder/name`."""
+        final = self.folder / name
+        handle, temp_name = tempfile.mkstemp(prefix=f".{name}{TEMP_MARK}", dir=self.folder)
+        os.close(handle)
+        self._staged.append((Path(temp_name), final))
+        return Path(temp_name)
+
+    def commit(self) -> list[Path]:
+        """Make every staged file final; return the final paths."""
+        for temp, _ in self._staged:
+            _fsync_file(temp)
+        for temp, final in self._staged:
+            os.replace(temp, final)
+        _fsync_folder(self.folder)
+        self._committed = True
+        return [final for _, final in self._staged]
+
+    def discard(self) -> None:
+        """Remove the temporaries not yet committed."""
+        if self._committed:
+            return
+        for temp, _ in self._staged:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+        self._staged.clear()
+
+    def __enter__(self) -> StagedFiles:
+        return self
+
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
+        if kind is not None:
+            self.discard()
+
+
+@contextlib.contextmanager
+def atomic_new_folder(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; on success it is renamed to `path`.
+
+    `path` must not exist. On any error the temporary folder and what is in it are
+    removed, so a failed save leaves nothing behind.
+    """
+    import shutil
+
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise FileError(path, f"folder {parent} does not exist")
+    temp = Path(tempfile.mkdtemp(prefix=f".{path.name}{TEMP_MARK}", dir=parent))
+    try:
+        yield temp
+        for child in temp.iterdir():
+            _fsync_file(child)
+        _fsync_folder(temp)
+        os.rename(temp, path)
+        _fsync_folder(parent)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True)
+        raise

@@ -190,6 +190,8 @@ def _strip(loaded: Loaded, strip_prefix: bool | str | None, for_model: bool, pat
                             "name; open without stripping")
         renamed[new] = slot
     loaded.state = CheckpointState(renamed, loaded.state.extras)
+    loaded.origin.shard_of = {name[len(prefix):] if name.startswith(prefix) else name: shard
+                              for name, shard in loaded.origin.shard_of.items()}
     loaded.source["stripped_prefix"] = prefix
 
 

@@ -30,12 +30,16 @@ class Origin:
     key_path : where the state dict sits in `wrapper` (e.g. `("state_dict",)`)
     files : open files that lazy tensors are read from (kept open on purpose)
     metadata : safetensors `__metadata__` (single file) or the index's `metadata`
+    shard_of : tensor name -> shard file name, for sharded sets (a save keeps the layout)
+    shards : the shard file names in order, for sharded sets
     """
 
     wrapper: Any = None
     key_path: tuple[str, ...] = ()
     files: list[StoredFile] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    shard_of: dict[str, str] = field(default_factory=dict)
+    shards: list[str] = field(default_factory=list)
 
 
 _ORIGINS: weakref.WeakKeyDictionary[Session, Origin] = weakref.WeakKeyDictionary()

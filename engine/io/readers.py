@@ -108,7 +108,9 @@ def read_safetensors_index(path: Path, progress: Progress | None = None) -> Load
     report(progress, 1.0, f"Read {len(index.shards)} shards")
     source = {"path": str(path), "format": formats.SAFETENSORS_INDEX, "layout": "sharded",
               "shards": index.shards, "metadata": _json_ready(index.metadata)}
-    return Loaded(CheckpointState(entries), source, Origin(files=files, metadata=index.metadata))
+    origin = Origin(files=files, metadata=index.metadata, shards=index.shards,
+                    shard_of={name: slot.source.file.path.name for name, slot in entries.items()})
+    return Loaded(CheckpointState(entries), source, origin)
 
 
 def _lazy_slot(source: Any) -> Slot:
@@ -186,6 +188,7 @@ def read_pt_index(path: Path, trust: bool, progress: Progress | None = None) -> 
     """Read a sharded pytorch_model-0000i-of-0000n.bin set through its index."""
     index = read_index(path)
     tensors: dict[str, torch.Tensor] = {}
+    shard_of: dict[str, str] = {}
     for position, shard in enumerate(index.shards):
         report(progress, position / len(index.shards), f"Reading {shard}")
         data = load_pickle(index.folder / shard, trust=trust)
@@ -195,13 +198,14 @@ def read_pt_index(path: Path, trust: bool, progress: Progress | None = None) -> 
             if name in tensors:
                 raise FileError(index.folder / shard, f"tensor '{name}' is also in another shard")
             tensors[name] = tensor
+            shard_of[name] = shard
     missing = [name for name in index.weight_map if name not in tensors]
     if missing:
         raise FileError(path, f"the index names '{missing[0]}' but no shard holds it")
     source = {"path": str(path), "format": formats.PT_INDEX, "layout": "sharded",
               "shards": index.shards, "metadata": _json_ready(index.metadata)}
     return Loaded(CheckpointState.from_tensors(tensors), source,
-                  Origin(metadata=index.metadata))
+                  Origin(metadata=index.metadata, shard_of=shard_of, shards=index.shards))
 
 
 def read_torchscript(path: Path, trust: bool) -> Loaded:

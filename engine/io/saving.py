@@ -1,0 +1,387 @@
+"""Save a Session to any supported format, atomically: `session.save` lands here.
+
+Every file is written to a temporary file in the target folder, fsynced, then renamed
+over the target, so a failed, cancelled or killed save leaves the old file intact. A
+new folder is written as a temporary folder and renamed into place; an existing folder
+gets every file staged first and renamed at the end, the index last.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..errors import FileError
+from ..progress import Progress, report
+from . import formats
+from .atomic import StagedFiles, atomic_new_folder, atomic_path
+from .origin import origin_of
+from .readers import ALIASES_KEY, FROZEN_KEY, RECIPE_KEY
+from .safetensors_writer import header_bytes, whole_source, write_safetensors
+from .shard_plan import as_opened, by_size, parse_size
+from .sharded import SHARD_NAME, shard_names
+from .stored_items import StoredItem, alias_map, frozen_names, stored_items
+from .torch_writer import save_pt
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+SAFETENSORS = "safetensors"
+PT = "pt"
+FOLDER = "folder"
+FORMATS = (SAFETENSORS, PT, FOLDER)
+#: shard size when a sharded output is asked for without a size (Hugging Face's default)
+DEFAULT_SHARD_SIZE = 5 * 10**9
+_WEIGHTSMITH_KEYS = (ALIASES_KEY, FROZEN_KEY, RECIPE_KEY)
+
+
+def save_session(
+    session: Session,
+    path: str | Path,
+    *,
+    format: str | None = None,
+    max_shard_size: int | str | None = None,
+    whole_model: bool = False,
+    progress: Progress | None = None,
+    metadata: dict[str, str] | None = None,
+    include_extras: bool = True,
+    weights_format: str | None = None,
+    mark_saved: bool = True,
+) -> dict[str, Any]:
+    """Write the document to `path`, atomically.
+
+    Parameters
+    ----------
+    path : `x.safetensors`; `x.safetensors.index.json` (sharded); `x.pt/.pth/.bin/.ckpt`;
+        an existing folder or a path without extension (Hugging Face folder layout)
+    format : 'safetensors', 'pt' or 'folder'; default from `path`
+    max_shard_size : shard safetensors (and folders) at this size ('5GB', '500MB', bytes);
+        default: a folder keeps the opened layout, a single file stays single
+    whole_model : torch.save the module itself (model mode, .pt only); needs trust to open
+    progress : reports bytes written; `cancel()` stops the save, leaving old files intact
+    metadata : extra safetensors metadata (text to text)
+    include_extras : .pt of a nested checkpoint: put the wrapper (epoch, optimizer state,
+        hyper-parameters) back around the state dict
+    weights_format : folder output: 'safetensors' or 'pt' weights; default the opened
+        folder's, else safetensors
+    mark_saved : mark the session unmodified afterwards
+
+    Returns
+    -------
+    `{"path", "format", "files": [written paths], "copied": [unchanged files copied or
+    kept], "bytes", "notes": [things a user should know, e.g. extras not saved]}`
+
+    Raises
+    ------
+    FileError : bad target or options, or the write failed (old files intact)
+    Cancelled : `progress.cancel()` was called (old files intact)
+    """
+    path = Path(path).expanduser()
+    kind = _target_kind(path, format)
+    if whole_model and (kind != PT or session.model is None):
+        raise FileError(path, "whole_model: only a model (open with an architecture or a "
+                        "trusted pickled model) can be saved whole, as .pt/.pth")
+    shard_bytes = parse_size(max_shard_size) if max_shard_size is not None else None
+    if not path.parent.is_dir():
+        raise FileError(path, f"folder {path.parent} does not exist")
+    job = _Job(session, path, progress)
+    try:
+        if kind == FOLDER:
+            _save_folder(job, shard_bytes, weights_format)
+        elif kind == SAFETENSORS:
+            _save_safetensors(job, shard_bytes)
+        else:
+            _save_pt_file(job, whole_model, include_extras)
+    except OSError as error:
+        raise FileError(path, f"could not be written ({error.strerror or error})") from None
+    origin = origin_of(session)
+    if kind != PT and origin is not None and origin.wrapper is not None:
+        job.notes.append("the checkpoint's other entries (epoch, optimizer state, ...) were not "
+                         "saved: safetensors holds tensors only; save as .pt to keep them")
+    report(progress, 1.0, f"Saved {path.name}")
+    if mark_saved:
+        session.mark_saved()
+        session.source["saved_path"] = str(path)
+    return {"path": str(path), "format": kind, "files": [str(p) for p in job.files],
+            "copied": [str(p) for p in job.copied],
+            "bytes": sum(item.nbytes for item in job.items), "notes": job.notes}
+
+
+def _target_kind(path: Path, format: str | None) -> str:
+    if format is not None:
+        if format not in FORMATS:
+            raise FileError(path, f"format: unknown '{format}' (use {', '.join(FORMATS)})")
+        return format
+    name = path.name.lower()
+    if path.is_dir() or not path.suffix:
+        return FOLDER
+    if name.endswith((".safetensors", ".safetensors.index.json")):
+        return SAFETENSORS
+    if name.endswith(formats.PT_SUFFIXES):
+        return PT
+    raise FileError(path, "unknown output format (use .safetensors, .pt/.pth/.bin/.ckpt, or a "
+                    "folder)")
+
+
+class _Job:
+    """State of one save: items, metadata, progress and what was written."""
+
+    def __init__(self, session: Session, path: Path, progress: Progress | None) -> None:
+        self.session = session
+        self.path = path
+        self.progress = progress
+        self.items = stored_items(session)
+        self.total = sum(item.nbytes for item in self.items) or 1
+        self.done = 0
+        self.files: list[Path] = []
+        self.copied: list[Path] = []
+        self.notes: list[str] = []
+        self.origin = origin_of(session)
+        for item in self.items:
+            if item.dtype not in _SAVABLE:
+                raise FileError(path, f"tensor '{item.name}' has dtype {item.dtype}, which "
+                                "cannot be saved")
+
+    def advance(self, nbytes: int) -> None:
+        self.done += nbytes
+        report(self.progress, min(self.done / self.total, 0.999), f"Writing {self.path.name}")
+
+    # ------------------------------------------------------------------ metadata
+    def weightsmith_metadata(self) -> dict[str, Any]:
+        """Ties, freeze state and recipe, as JSON values."""
+        values: dict[str, Any] = {}
+        aliases = alias_map(self.items)
+        if aliases:
+            values[ALIASES_KEY] = aliases
+        frozen = frozen_names(self.session)
+        if frozen:
+            values[FROZEN_KEY] = frozen
+        recipe = _previous_recipe(self.origin) + self.session.recipe()
+        if recipe:
+            values[RECIPE_KEY] = recipe
+        return values
+
+    def file_metadata(self, extra: dict[str, str] | None) -> dict[str, str]:
+        """Metadata of a single safetensors file: the opened file's, ours, the caller's."""
+        kept = {}
+        if self.origin is not None:
+            for key, value in self.origin.metadata.items():
+                if key in _WEIGHTSMITH_KEYS or key == "total_size":
+                    continue
+                kept[key] = value if isinstance(value, str) else json.dumps(value)
+        ours = {key: json.dumps(value) for key, value in self.weightsmith_metadata().items()}
+        return {"format": "pt", **kept, **ours, **(extra or {})}
+
+    def index_metadata(self, total: int) -> dict[str, Any]:
+        kept = {}
+        if self.origin is not None and self.session.source.get("layout") == "sharded":
+            kept = {key: value for key, value in self.origin.metadata.items()
+                    if key not in _WEIGHTSMITH_KEYS and key != "total_size"}
+        return {"total_size": total, **kept, **self.weightsmith_metadata()}
+
+
+_SAVABLE = frozenset(torch.empty(0, dtype=dtype).dtype for dtype in (
+    torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.float16,
+    torch.bfloat16, torch.float32, torch.float64, torch.complex64, torch.complex128,
+    *[getattr(torch, name) for name in ("uint16", "uint32", "uint64", "float8_e4m3fn",
+                                       "float8_e5m2", "float8_e8m0fnu") if hasattr(torch, name)],
+))
+
+
+def _previous_recipe(origin: Any) -> list[Any]:
+    text = origin.metadata.get(RECIPE_KEY) if origin is not None else None
+    if text is None:
+        return []
+    try:
+        value = json.loads(text) if isinstance(text, str) else text
+    except json.JSONDecodeError:
+        return []
+    return value if isinstance(value, list) else []
+
+
+# ---------------------------------------------------------------------- single files
+def _save_pt_file(job: _Job, whole_model: bool, include_extras: bool) -> None:
+    report(job.progress, 0.0, f"Writing {job.path.name}")
+    with atomic_path(job.path) as temp:
+        used_wrapper = save_pt(job.session, temp, whole_model=whole_model,
+                               include_extras=include_extras)
+        if job.progress is not None:
+            job.progress.check()
+    job.done = sum(item.nbytes for item in job.items)
+    job.files.append(job.path)
+    if used_wrapper:
+        job.notes.append("the checkpoint's other entries were saved around the state dict")
+
+
+def _save_safetensors(job: _Job, shard_bytes: int | None) -> None:
+    folder, name = job.path.parent, job.path.name
+    if name.lower().endswith(".index.json"):
+        stem = name[: -len(".index.json")]
+        stem = stem[: -len(".safetensors")] if stem.lower().endswith(".safetensors") else stem
+        plan = _plan(job, shard_bytes, keep=shard_bytes is None)
+        _write_set(job, folder, stem, ".safetensors", plan, name)
+    elif shard_bytes is not None and job.total > shard_bytes:
+        plan = [(group, None) for group in by_size(job.items, shard_bytes)]
+        _write_set(job, folder, job.path.stem, ".safetensors", plan, f"{name}.index.json")
+        job.notes.append(f"sharded into {len(plan)} files; index {name}.index.json")
+    else:
+        with StagedFiles(folder) as staged:
+            _stage_file(job, staged, job.path, job.items, ".safetensors", job.file_metadata(None))
+            staged.commit()
+
+
+def _stage_file(job: _Job, staged: StagedFiles, final: Path, group: list[StoredItem],
+                suffix: str, metadata: dict[str, str]) -> None:
+    """Stage one weights file (safetensors or torch.save) for `final`.
+
+    A safetensors file that would equal its source byte for byte is copied whole, or
+    left alone when `final` is that very source.
+    """
+    if suffix != ".safetensors":
+        temp = staged.stage(final.name)
+        state: dict[str, torch.Tensor] = {}
+        for item in group:
+            tensor = item.tensor()
+            state[item.name] = tensor
+            for alias in item.aliases:
+                state[alias] = tensor  # one storage on disk, a tie again when read back
+        torch.save(state, temp)
+        job.advance(sum(item.nbytes for item in group))
+        job.files.append(final)
+        return
+    header = header_bytes(group, metadata, final)
+    same = whole_source(group, header)
+    if same is not None and same.same_as_path(final):
+        job.advance(sum(item.nbytes for item in group))
+        job.copied.append(final)  # the file on disk already holds exactly this
+        return
+    temp = staged.stage(final.name)
+    outcome = write_safetensors(temp, group, metadata, job.advance)
+    (job.copied if outcome == "copied" else job.files).append(final)
+
+
+# ---------------------------------------------------------------------- sharded sets
+Plan = list[tuple[list[StoredItem], "str | None"]]
+
+
+def _plan(job: _Job, shard_bytes: int | None, keep: bool) -> Plan:
+    """Shards with the name of the source shard each came from (None for new cuts)."""
+    origin = job.origin
+    if keep and origin is not None and origin.shards:
+        groups, names = as_opened(job.items, origin.shard_of, origin.shards)
+        return list(zip(groups, names, strict=True))
+    return [(group, None) for group in by_size(job.items, shard_bytes or DEFAULT_SHARD_SIZE)]
+
+
+def _shard_file_names(plan: Plan, stem: str, suffix: str, origin: Any) -> list[str]:
+    """The source's shard names when the set of shards is unchanged, else Hugging Face's."""
+    sources = [name for _, name in plan]
+    matches = [SHARD_NAME.match(name or "") for name in sources]
+    if (origin is not None and sources == origin.shards
+            and all(m is not None and m.group("stem") == stem and m.group("suffix") == suffix
+                    for m in matches)):
+        return [str(name) for name in sources]  # same set of shards: same names
+    if len(plan) == 1:
+        return [f"{stem}-00001-of-00001{suffix}"]
+    return shard_names(stem, suffix, len(plan))
+
+
+def _write_set(job: _Job, folder: Path, stem: str, suffix: str, plan: Plan,
+               index_name: str) -> None:
+    """Write shards and their index into the existing `folder`, committed together
+    (shards first, the index last)."""
+    names = _shard_file_names(plan, stem, suffix, job.origin)
+    weight_map: dict[str, str] = {}
+    total = 0
+    with StagedFiles(folder) as staged:
+        for (group, _), file_name in zip(plan, names, strict=True):
+            _stage_file(job, staged, folder / file_name, group, suffix, {"format": "pt"})
+            for item in group:
+                weight_map[item.name] = file_name
+                total += item.nbytes
+        index = {"metadata": job.index_metadata(total),
+                 "weight_map": dict(sorted(weight_map.items()))}
+        staged.stage(index_name).write_text(json.dumps(index, indent=2) + "\n",
+                                            encoding="utf-8")
+        if job.progress is not None:
+            job.progress.check()
+        staged.commit()
+    job.files.append(folder / index_name)
+    _remove_stale(folder, stem, suffix, {*names, index_name})
+
+
+def _remove_stale(folder: Path, stem: str, suffix: str, written: set[str]) -> None:
+    """Remove weight files of the same family that the new ones replace (an old shard
+    count, or a single file where shards are now), so readers never pick a stale one."""
+    candidates = [folder / f"{stem}{suffix}", folder / f"{stem}{suffix}.index.json"]
+    for path in folder.glob(f"{stem}-*-of-*{suffix}"):
+        match = SHARD_NAME.match(path.name)
+        if match and match.group("stem") == stem:
+            candidates.append(path)
+    for path in candidates:
+        if path.name not in written and path.is_file():
+            path.unlink()
+
+
+# ---------------------------------------------------------------------- folders
+def _save_folder(job: _Job, shard_bytes: int | None, weights_format: str | None) -> None:
+    source = job.session.source
+    if weights_format is None:
+        from_pt_folder = source.get("folder") and source.get("format") in (formats.PT,
+                                                                            formats.PT_INDEX)
+        weights_format = PT if from_pt_folder else SAFETENSORS
+    if weights_format not in (SAFETENSORS, PT):
+        raise FileError(job.path, f"weights_format: unknown '{weights_format}' "
+                        "(use safetensors or pt)")
+    suffix = ".safetensors" if weights_format == SAFETENSORS else ".bin"
+    stem = _folder_stem(source, suffix)
+    opened_sharded = bool(job.origin is not None and job.origin.shards)
+    if shard_bytes is not None:
+        plan: Plan = [(group, None) for group in by_size(job.items, shard_bytes)]
+    elif opened_sharded:
+        plan = _plan(job, None, keep=True)
+    else:
+        plan = [(job.items, None)]
+    if job.path.exists():
+        if not job.path.is_dir():
+            raise FileError(job.path, "exists and is not a folder")
+        _write_folder(job, job.path, plan, stem, suffix)
+        return
+    with atomic_new_folder(job.path) as temp:
+        _write_folder(job, temp, plan, stem, suffix)
+    job.files = [job.path / p.name if p.parent == temp else p for p in job.files]
+    job.copied = [job.path / p.name if p.parent == temp else p for p in job.copied]
+
+
+def _write_folder(job: _Job, folder: Path, plan: Plan, stem: str, suffix: str) -> None:
+    source = job.session.source
+    opened = Path(source["folder"]) if source.get("folder") else None
+    if opened is not None and opened.resolve() != job.path.resolve():
+        with StagedFiles(folder) as staged:
+            for name in source.get("other_files") or []:
+                if (opened / name).is_file():
+                    shutil.copyfile(opened / name, staged.stage(name))
+                    job.files.append(folder / name)
+            staged.commit()
+    if len(plan) > 1:
+        _write_set(job, folder, stem, suffix, plan, f"{stem}{suffix}.index.json")
+        return
+    final = folder / f"{stem}{suffix}"
+    with StagedFiles(folder) as staged:
+        _stage_file(job, staged, final, plan[0][0], suffix, job.file_metadata(None))
+        staged.commit()
+    _remove_stale(folder, stem, suffix, {final.name})
+
+
+def _folder_stem(source: dict[str, Any], suffix: str) -> str:
+    """The weights' name stem of the opened folder ('model', 'diffusion_pytorch_model')."""
+    name = str(source.get("weights_name") or "")
+    for ending in (f"{suffix}.index.json", suffix):
+        if name.endswith(ending):
+            match = SHARD_NAME.match(name)
+            return match.group("stem") if match else name[: -len(ending)]
+    return "model" if suffix == ".safetensors" else "pytorch_model"

@@ -1,0 +1,51 @@
+"""Write .pt/.pth/.bin files with torch.save: a state dict (ties as shared storage), the
+original wrapper dict put back around it, or a whole model on request.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from . import nested
+from .origin import origin_of
+
+if TYPE_CHECKING:
+    from ..session import Session
+
+
+def state_dict_of(session: Session) -> dict[str, Any]:
+    """Name -> tensor in document order; tied names map to one tensor (one storage on disk)."""
+    if session.checkpoint is not None:
+        return {name: slot.tensor.detach() for name, slot in session.checkpoint.entries.items()}
+    assert session.model is not None
+    return session.model.state_dict()
+
+
+def wrapped(session: Session, payload: Any, include_extras: bool) -> tuple[Any, bool]:
+    """Put `payload` back where the opened checkpoint held its state dict.
+
+    Returns the object to save and whether a wrapper was used.
+    """
+    origin = origin_of(session)
+    if not include_extras or origin is None or origin.wrapper is None:
+        return payload, False
+    if session.source.get("loose"):
+        extras = {key: value for key, value in origin.wrapper.items()
+                  if not isinstance(value, torch.Tensor)}
+        return {**extras, **payload}, True
+    return nested.replace_path(origin.wrapper, origin.key_path, payload), True
+
+
+def save_pt(session: Session, target: Path, *, whole_model: bool = False,
+            include_extras: bool = True) -> bool:
+    """torch.save the document to `target` (a temporary path the caller commits).
+
+    Returns whether the original wrapper (epoch, optimizer state...) was written too.
+    """
+    payload: Any = session.model if whole_model else state_dict_of(session)
+    obj, used_wrapper = wrapped(session, payload, include_extras)
+    torch.save(obj, target)
+    return used_wrapper

@@ -8,6 +8,7 @@ object, the trainable tensors moved. A failed check is reported as "fail" and ma
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -76,7 +77,7 @@ class TrainReport:
         values = asdict(self)
         values["loss_curve"] = [list(point) for point in self.loss_curve]
         values["passed"] = self.passed
-        return values
+        return _finite(values)
 
     def add_checks(self) -> None:
         """Work out the verdicts from the measured fields (replaces any earlier ones)."""
@@ -150,6 +151,17 @@ class TrainReport:
             mark = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "skip": "SKIP"}[check.status]
             lines.append(f"  {mark}  {check.name}" + (f": {check.detail}" if check.detail else ""))
         return "\n".join(lines)
+
+
+def _finite(value: Any) -> Any:
+    """`value` with NaN and infinite floats as None, so that it is valid JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _names(names: list[str], limit: int = 4) -> str:

@@ -16,8 +16,8 @@ from torch import nn
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import interleaved, median, python, rss_bytes, write_fragment  # noqa: E402
-from engine import Session  # noqa: E402
+from benchmarks._common import interleaved, median, python, rss_bytes, write_fragment
+from engine import Session
 
 MIB = 2**20
 

@@ -141,10 +141,6 @@ class _Job:
         self.copied: list[Path] = []
         self.notes: list[str] = []
         self.origin = origin_of(session)
-        for item in self.items:
-            if item.dtype not in _SAVABLE:
-                raise FileError(path, f"tensor '{item.name}' has dtype {item.dtype}, which "
-                                "cannot be saved")
 
     def advance(self, nbytes: int) -> None:
         self.done += nbytes
@@ -182,14 +178,6 @@ class _Job:
             kept = {key: value for key, value in self.origin.metadata.items()
                     if key not in _WEIGHTSMITH_KEYS and key != "total_size"}
         return {"total_size": total, **kept, **self.weightsmith_metadata()}
-
-
-_SAVABLE = frozenset(torch.empty(0, dtype=dtype).dtype for dtype in (
-    torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.float16,
-    torch.bfloat16, torch.float32, torch.float64, torch.complex64, torch.complex128,
-    *[getattr(torch, name) for name in ("uint16", "uint32", "uint64", "float8_e4m3fn",
-                                       "float8_e5m2", "float8_e8m0fnu") if hasattr(torch, name)],
-))
 
 
 def _previous_recipe(origin: Any) -> list[Any]:

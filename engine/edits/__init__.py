@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import freeze, group, init, load, structure, ties, train, values
+from . import attach, freeze, group, init, load, structure, tensor_ops, ties, train, values
 from .base import EDIT_TYPES, Edit, build_edit
 
-__all__ = ["EDIT_TYPES", "Edit", "build_edit", "freeze", "group", "init", "load", "structure",
-           "ties", "train", "values"]
+__all__ = ["EDIT_TYPES", "Edit", "attach", "build_edit", "freeze", "group", "init", "load",
+           "structure", "tensor_ops", "ties", "train", "values"]

@@ -1,0 +1,76 @@
+"""`attach`: give a checkpoint its architecture; the session switches to model mode.
+
+The model is built under a seed (0 unless given, recorded), the checkpoint's tensors
+are put into it (assigned, not copied; ties of the model kept) and the report says
+what was loaded, missing, unexpected or of another shape. Undo puts the very same
+checkpoint back; redo the very same model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..arch import DEFAULT_SEED, build_model
+from ..errors import ArchError, EditError
+from ..io import hf_folder
+from ..io.fill import fill_model, report_problems
+from ..mode_change import ModeChange
+from .base import Edit, register
+
+if TYPE_CHECKING:
+    from ..changes import Transaction
+    from ..session import Session
+
+
+@register
+class Attach(Edit):
+    """Build `arch` and load the checkpoint's tensors into it."""
+
+    op = "attach"
+    fields = {"arch": True, "arch_args": False, "seed": False, "strict": False,
+              "strip_prefix": False}
+    modes = frozenset({"checkpoint"})
+
+    def parse(self) -> None:
+        self.get_str("arch")
+        if not isinstance(self.spec.get("arch_args", {}), dict):
+            raise EditError("attach.arch_args: expected an object of keyword arguments")
+        self.get_bool("strict", False)
+        self.get_str("strip_prefix")
+        self.get_seed()
+
+    def describe(self) -> str:
+        return f"Attach {self.spec['arch']}"
+
+    def perform(self, session: Session, tx: Transaction) -> Any:
+        assert session.checkpoint is not None
+        self.spec.setdefault("seed", DEFAULT_SEED)
+        try:
+            model = self._build(session)
+        except ArchError as error:
+            raise EditError(f"attach.arch: {str(error).removeprefix('arch: ')}") from None
+        prefix = self.spec.get("strip_prefix") or ""
+        stored = {name.removeprefix(prefix): slot
+                  for name, slot in session.checkpoint.entries.items()}
+        frozen = set(session.source.get("frozen") or [])
+        report = fill_model(model, stored, frozen)
+        problems = report_problems(report)
+        if not report["loaded"]:
+            example = next(iter(stored), "?")
+            raise EditError(f"attach.arch: no tensor of the checkpoint fits {self.spec['arch']} "
+                            f"(e.g. '{example}'); strip a prefix with strip_prefix?")
+        if problems and self.get_bool("strict"):
+            raise EditError(f"attach.arch: {'; '.join(problems)} (strict)")
+        tx.add(ModeChange(session, model, None))
+        return report
+
+    def _build(self, session: Session) -> Any:
+        arch = self.spec["arch"]
+        args = self.spec.get("arch_args") or None
+        if hf_folder.is_hf_spec(arch):
+            folder = session.source.get("folder")
+            return hf_folder.build_hf_model(
+                hf_folder.config_folder(arch, Path(folder) if folder else None), args,
+                self.spec["seed"])
+        return build_model(arch, args, seed=self.spec["seed"])

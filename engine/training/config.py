@@ -180,3 +180,27 @@ def _device_ok(device: str) -> bool:
         return True
     kind, _, index = device.partition(":")
     return kind == "cuda" and index.isdigit()
+
+
+def multipliers_from_text(text: str) -> dict[str, float]:
+    """Parse `"fc=10, layer4=2"` into `{"fc": 10.0, "layer4": 2.0}` (empty text: none).
+
+    Raises
+    ------
+    EditError : an entry is not NAME=NUMBER (the entry is quoted)
+    """
+    multipliers: dict[str, float] = {}
+    for entry in text.replace(";", ",").split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        name, equals, value = entry.rpartition("=")
+        name = name.strip()
+        try:
+            factor = float(value)
+        except ValueError:
+            factor = None
+        if not equals or not name or factor is None:
+            raise EditError(f"lr_multipliers: expected NAME=NUMBER such as fc=10; got '{entry}'")
+        multipliers[name] = factor
+    return multipliers

@@ -84,6 +84,7 @@ class Trainer:
             config.validate()
         self.session = session
         self.config = config
+        self._reserved: contextlib.ExitStack | None = None
 
     @property
     def model(self) -> nn.Module:
@@ -148,11 +149,34 @@ class Trainer:
         return kind(groups, lr=config.lr, weight_decay=config.weight_decay)
 
     # ------------------------------------------------------------------ the run
+    def reserve(self) -> contextlib.ExitStack:
+        """Make the session refuse edits from now on, for the coming `run()`.
+
+        `run()` does this itself; the GUI calls it in its own thread before starting
+        `run()` in a worker, so that no edit slips in between. `release()` undoes it
+        when the run is not started after all.
+
+        Raises
+        ------
+        EditError : the session is busy already (another run)
+        """
+        if self._reserved is None:
+            busy = contextlib.ExitStack()
+            busy.enter_context(self.session.busy(RUNNING))
+            self._reserved = busy
+        return self._reserved
+
+    def release(self) -> None:
+        """Give up a reservation whose run was never started."""
+        if self._reserved is not None:
+            self._reserved.close()
+            self._reserved = None
+
     def run(self, progress: Progress | None = None, on_metrics: MetricsCallback | None = None,
             *, hold: bool = True, report_interval: float = 0.1) -> TrainResult:
         """Train, verify, and return the result to keep or discard.
 
-        The session refuses edits from the first step on. With `hold` (the GUI, the CLI)
+        The session refuses edits from the start (see `reserve`). With `hold` (the GUI, the CLI)
         it goes on refusing them until `keep()` or `discard()`; without (a recipe replay)
         it is released when the run ends and the caller records `result.changes`.
 
@@ -171,25 +195,25 @@ class Trainer:
         """
         session, model = self.session, self.model
         started = time.perf_counter()
-        config = dataclasses.replace(self.config, lr_multipliers=dict(self.config.lr_multipliers))
-        config.seed = draw_seed() if config.seed is None else config.seed
-        device = resolve_device(config.device)
-        _check_precision(config.precision, device)
-        _check_materialized(model)
-        data = open_data(config, model, config.seed)
-        task = resolve_task(config.task, data.integer_targets, data.description)
-        groups = self.parameter_groups()
-        batch_size = min(config.batch_size, data.size)
-        planned = config.steps if config.steps is not None else (
-            (config.epochs or 1) * (data.size // batch_size))
-        _check_fit(model, data, task)
-        if progress is not None:
-            progress.check()
-        recorded = {**config.to_dict(), **data.resolved, "task": task, "epochs": None}
-
-        busy = contextlib.ExitStack()
-        busy.enter_context(session.busy(RUNNING))
+        busy = self.reserve()
+        self._reserved = None  # the run owns the reservation from here on
         try:
+            config = dataclasses.replace(self.config,
+                                         lr_multipliers=dict(self.config.lr_multipliers))
+            config.seed = draw_seed() if config.seed is None else config.seed
+            device = resolve_device(config.device)
+            _check_precision(config.precision, device)
+            _check_materialized(model)
+            data = open_data(config, model, config.seed)
+            task = resolve_task(config.task, data.integer_targets, data.description)
+            groups = self.parameter_groups()
+            batch_size = min(config.batch_size, data.size)
+            planned = config.steps if config.steps is not None else (
+                (config.epochs or 1) * (data.size // batch_size))
+            _check_fit(model, data, task)
+            if progress is not None:
+                progress.check()
+            recorded = {**config.to_dict(), **data.resolved, "task": task, "epochs": None}
             snapshot = _Snapshot(session, model)
         except BaseException:
             busy.close()
@@ -197,14 +221,14 @@ class Trainer:
         loop = _Loop(self, config, data, task, groups, device, planned, batch_size)
         try:
             loop.run(progress, on_metrics, report_interval)
+            report = loop.report(data.description, time.perf_counter() - started)
+            snapshot.verify(session, report)
         except BaseException as error:
             snapshot.restore()
             busy.close()
             if isinstance(error, WeightsmithError) or not isinstance(error, Exception):
                 raise
             raise EditError(f"train: step {loop.step + 1}: {first_line(error)}") from error
-        report = loop.report(data.description, time.perf_counter() - started)
-        snapshot.verify(session, report)
         report.add_checks()
         recorded["steps"] = report.steps
         if hold:

@@ -439,3 +439,30 @@ def test_cuda_kept_run_undoes_exactly():
     Trainer(session, {**FAST, "device": "cuda", "precision": "bf16"}).run().keep()
     session.undo()
     assert_same(before, snapshot(session.model))
+
+
+def test_a_reservation_refuses_edits_until_the_run_or_a_release():
+    session = Session(seeded(MLP))
+    trainer = Trainer(session, {"steps": 2, "seed": 0})
+    trainer.reserve()
+    with pytest.raises(EditError, match="a test training is running"):
+        session.apply({"op": "freeze", "targets": ["fc1"]})
+    trainer.release()
+    session.apply({"op": "freeze", "targets": ["fc1"]})
+    trainer.reserve()
+    result = trainer.run()
+    assert session.busy_reason is not None
+    result.discard()
+    assert session.busy_reason is None
+
+
+def test_multiplier_text():
+    from engine.training.config import multipliers_from_text
+
+    assert multipliers_from_text(" fc=10, layer4.*=0.5; x = 2 ") == {
+        "fc": 10.0, "layer4.*": 0.5, "x": 2.0}
+    assert multipliers_from_text("") == {}
+    with pytest.raises(EditError, match="expected NAME=NUMBER such as fc=10; got 'fc'"):
+        multipliers_from_text("fc")
+    with pytest.raises(EditError, match="got 'fc=ten'"):
+        multipliers_from_text("fc=ten")

@@ -502,18 +502,26 @@ class GridLayout(NamedTuple):
 
 
 def filter_grid_layout(shape: tuple[int, ...], *, max_filters: int = 64,
-                       max_channels: int = 16, gap: int = 1) -> GridLayout:
+                       max_channels: int = 16, gap: int = 1,
+                       aspect: float = 1.5) -> GridLayout:
     """Plan the grid of a conv weight of `shape` (out, in, height, width).
 
     Each output filter becomes a cell holding its input channels left to right; the
-    cells wrap into as many columns as make the whole picture roughly square.
+    cells wrap into the number of columns that brings the picture closest to
+    `aspect` (width / height) while leaving few cells of the last row empty.
     """
     if len(shape) != 4:
         raise ValueError(f"filter grid: expected a 4-D conv weight, got shape {tuple(shape)}")
     out_channels, in_channels, height, width = shape
     filters, channels = min(out_channels, max_filters), min(in_channels, max_channels)
     cell_height, cell_width = height + gap, channels * (width + gap)
-    columns = max(1, min(filters, round(math.sqrt(filters * cell_height / max(cell_width, 1)))))
+
+    def badness(columns: int) -> float:
+        rows = math.ceil(filters / columns)
+        shape_error = abs(math.log(columns * cell_width / (rows * cell_height) / aspect))
+        return shape_error + (rows * columns - filters) / filters
+
+    columns = min(range(1, max(filters, 1) + 1), key=badness) if filters else 1
     return GridLayout(filters, channels, columns, cell_height, cell_width, height, width, gap)
 
 
@@ -531,6 +539,8 @@ def filter_grid(weight4d: torch.Tensor, *, max_filters: int = 64, max_channels: 
     """
     layout = filter_grid_layout(tuple(weight4d.shape), max_filters=max_filters,
                                 max_channels=max_channels, gap=gap)
+    if 0 in weight4d.shape:
+        raise ValueError(f"filter grid: the weight {tuple(weight4d.shape)} has no kernels")
     grid_rows = math.ceil(layout.filters / layout.columns)
     image = torch.full((grid_rows * layout.cell_height - gap,
                         layout.columns * layout.cell_width - gap), math.nan, dtype=torch.float32)

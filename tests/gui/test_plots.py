@@ -1,0 +1,359 @@
+"""PlotPanel: histogram (sampled label, before/after), heatmap, filter grid, overview, lifetimes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QColor, QPalette
+
+from engine import stats
+from engine.session import Session
+from gui.plots import PlotPanel
+from tests.models import MLP, SmallCNN, seeded
+
+WAIT_MS = 10_000
+
+
+@pytest.fixture
+def make_panel(qtbot):
+    """Build a PlotPanel (options as keywords) that is closed after the test."""
+    panels: list[PlotPanel] = []
+
+    def make(**options) -> PlotPanel:
+        panel = PlotPanel(**options)
+        panel.resize(640, 480)
+        qtbot.addWidget(panel)
+        panel.show()
+        panels.append(panel)
+        return panel
+
+    yield make
+    for panel in panels:
+        panel.close()
+
+
+def shown_histogram(panel: PlotPanel) -> tuple[np.ndarray, np.ndarray]:
+    """(edges, counts) of the "after" curve."""
+    edges, counts = panel.histogram_view.after_item.getData()
+    assert edges is not None
+    return edges, counts
+
+
+def shown_before(panel: PlotPanel) -> tuple[np.ndarray, np.ndarray] | None:
+    edges, counts = panel.histogram_view.before_item.getData()
+    return None if edges is None or len(edges) == 0 else (edges, counts)
+
+
+def legend_labels(panel: PlotPanel) -> list[str]:
+    return [label.text for _, label in panel.histogram_view.legend.items]
+
+
+# ---------------------------------------------------------------------- histogram
+def test_showing_a_tensor_draws_its_histogram(make_panel):
+    session = Session(seeded(MLP))
+    panel = make_panel()
+    panel.set_session(session)
+    panel.show_tensor("fc1.weight")
+    edges, counts = shown_histogram(panel)
+    expected = stats.histogram(session.tensor("fc1.weight"), bins=panel.bins)
+    np.testing.assert_array_equal(counts, expected.counts.numpy())
+    np.testing.assert_array_equal(edges, expected.edges.numpy())
+    assert counts.sum() == 48
+    assert panel.histogram_view.note.text().startswith("All 48 elements")
+    assert "fc1.weight" in panel.title.text()
+    assert "(8, 6)" in panel.title.text()
+    assert shown_before(panel) is None
+    assert legend_labels(panel) == []
+
+
+def test_a_tensor_beyond_the_sample_limit_is_labelled_sampled(make_panel):
+    session = Session(checkpoint={"big": torch.randn(300), "small": torch.randn(30)})
+    panel = make_panel(sample_limit=100)
+    panel.set_session(session)
+    panel.show_tensor("big")
+    assert shown_histogram(panel)[1].sum() == 100
+    assert "Sampled" in panel.histogram_view.note.text()
+    assert "100 of 300" in panel.histogram_view.note.text()
+    panel.show_tensor("small")
+    assert "Sampled" not in panel.histogram_view.note.text()
+
+
+def test_an_edit_overlays_the_previous_histogram_and_undo_swaps_them(make_panel, qtbot):
+    session = Session(seeded(MLP))
+    panel = make_panel()
+    panel.set_session(session)
+    panel.show_tensor("fc1.weight")
+    original = shown_histogram(panel)
+
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
+        session.apply({"op": "scale", "targets": ["fc1.weight"], "value": 3.0})
+    assert panel.histogram_view.has_overlay
+    before = shown_before(panel)
+    assert before is not None
+    np.testing.assert_array_equal(before[1], original[1])
+    edited = shown_histogram(panel)
+    expected = stats.histogram(session.tensor("fc1.weight"), bins=panel.bins)
+    np.testing.assert_array_equal(edited[0], expected.edges.numpy())
+    assert legend_labels(panel) == ["before", "after"]
+    assert "before the last change" in panel.histogram_view.note.text()
+
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
+        session.undo()
+    np.testing.assert_array_equal(shown_histogram(panel)[0], original[0])
+    np.testing.assert_array_equal(shown_before(panel)[0], edited[0])
+
+    panel.show_tensor("fc2.weight")  # another tensor: no "before" of its own yet
+    assert not panel.histogram_view.has_overlay
+    assert legend_labels(panel) == []
+
+
+def test_an_edit_of_another_tensor_leaves_the_plot_alone(make_panel, qtbot):
+    session = Session(seeded(MLP))
+    panel = make_panel()
+    panel.set_session(session)
+    panel.show_tensor("fc1.weight")
+    with qtbot.assertNotEmitted(panel.plotted, wait=100):
+        session.apply({"op": "set", "target": "fc2.weight", "value": 0.0})
+    assert not panel.histogram_view.has_overlay
+
+
+def test_a_grouped_edit_redraws_once(make_panel, qtbot):
+    session = Session(seeded(MLP))
+    panel = make_panel()
+    panel.set_session(session)
+    panel.show_tensor("fc1.weight")
+    original = shown_histogram(panel)
+    drawn: list[str] = []
+    panel.plotted.connect(drawn.append)
+    with session.group("two edits"):
+        session.apply({"op": "scale", "targets": ["fc1.weight"], "value": 2.0})
+        session.apply({"op": "add", "targets": ["fc1.weight"], "value": 1.0})
+    qtbot.waitUntil(lambda: drawn == ["histogram"], timeout=WAIT_MS)
+    qtbot.wait(50)
+    assert drawn == ["histogram"]
+    np.testing.assert_array_equal(shown_before(panel)[1], original[1])
+
+
+def test_a_replaced_module_is_redrawn_with_its_old_histogram_as_before(make_panel, qtbot):
+    session = Session(seeded(MLP))
+    panel = make_panel()
+    panel.set_session(session)
+    panel.show_tensor("fc2.weight")
+    original = shown_histogram(panel)
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
+        session.apply({"op": "replace", "target": "fc2",
+                       "module": {"type": "Linear", "out_features": 7}, "seed": 1})
+    assert "(7, 8)" in panel.title.text()
+    assert shown_histogram(panel)[1].sum() == 56
+    np.testing.assert_array_equal(shown_before(panel)[1], original[1])
+
+
+def test_a_tensor_that_does_not_exist_gets_a_message(make_panel):
+    panel = make_panel()
+    panel.set_session(Session(seeded(MLP)))
+    panel.show_tensor("fc9.weight")
+    assert "Cannot plot 'fc9.weight'" in panel.histogram_view.note.text()
+    edges, _ = panel.histogram_view.after_item.getData()
+    assert edges is None or len(edges) == 0
+
+
+# ---------------------------------------------------------------------- background work
+def test_big_tensors_are_computed_in_the_background(make_panel, qtbot):
+    session = Session(checkpoint={"a": torch.randn(5_000), "b": torch.randn(3_000) + 10})
+    panel = make_panel(background_limit=100)
+    panel.set_session(session)
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS) as blocker:
+        panel.show_tensor("a")
+        assert panel.busy  # not drawn yet: the work runs in a worker
+    assert blocker.args == ["histogram"]
+    assert shown_histogram(panel)[1].sum() == 5_000
+    assert not panel.progress_bar.isVisible()
+
+
+def test_a_newer_request_supersedes_an_older_one(make_panel, qtbot):
+    session = Session(checkpoint={"a": torch.randn(5_000), "b": torch.randn(3_000) + 10})
+    panel = make_panel(background_limit=100)
+    panel.set_session(session)
+    drawn: list[str] = []
+    panel.plotted.connect(drawn.append)
+    panel.show_tensor("a")
+    panel.show_tensor("b")
+    qtbot.waitUntil(lambda: not panel.busy, timeout=WAIT_MS)
+    qtbot.wait(50)
+    assert drawn == ["histogram"]  # only b's: a's result was dropped
+    edges, counts = shown_histogram(panel)
+    assert counts.sum() == 3_000
+    assert edges[0] > 5  # b's values are around 10
+
+
+# ---------------------------------------------------------------------- heatmap
+def test_a_matrix_heatmap_shows_its_preview(make_panel, qtbot):
+    matrix = torch.randn(40, 90)
+    panel = make_panel(preview_side=16)
+    panel.set_session(Session(checkpoint={"m": matrix}))
+    panel.show_tensor("m")
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
+        panel.tabs.setCurrentWidget(panel.heatmap_view)
+    expected, scale = stats.heatmap_preview(matrix, 16)
+    image = panel.heatmap_view.image
+    assert image.shape == tuple(expected.shape)
+    np.testing.assert_array_equal(image, expected.numpy())
+    item = panel.heatmap_view.image_item
+    assert item.image.shape == image.shape
+    rect = item.mapRectToParent(item.boundingRect())
+    assert (rect.width(), rect.height()) == (image.shape[1] * scale[1], image.shape[0] * scale[0])
+    assert "preview" in panel.heatmap_view.note.text()
+    low, high = panel.heatmap_view.color_bar.levels()
+    assert low == -high  # signed data: a colour scale centred on zero
+
+
+def test_zooming_in_on_a_big_matrix_adds_a_finer_detail(make_panel, qtbot):
+    matrix = torch.randn(64, 64)
+    panel = make_panel(preview_side=8)
+    panel.set_session(Session(checkpoint={"m": matrix}))
+    panel.show_tensor("m")
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
+        panel.tabs.setCurrentWidget(panel.heatmap_view)
+    assert panel.heatmap_view.detail is None
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS, check_params_cb=lambda k: k == "detail"):
+        panel.heatmap_view.plot.getPlotItem().setRange(xRange=(16, 24), yRange=(8, 16),
+                                                        padding=0)
+    image, scale, top, left = panel.heatmap_view.detail
+    assert scale == (1, 1)  # the visible 8x8 region, one pixel per element
+    r0, r1, c0, c1 = panel.heatmap_view.visible_region()
+    assert (top, left) == (r0, c0)
+    np.testing.assert_array_equal(image, matrix[r0:r1, c0:c1].numpy())
+
+
+def test_an_nd_tensor_can_be_reshaped_or_sliced(make_panel, qtbot):
+    tensor = torch.randn(3, 4, 5)
+    panel = make_panel()
+    panel.set_session(Session(checkpoint={"t": tensor}))
+    panel.show_tensor("t")
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
+        panel.tabs.setCurrentWidget(panel.heatmap_view)
+    np.testing.assert_array_equal(panel.heatmap_view.image, tensor.reshape(3, 20).numpy())
+    assert panel.heatmap_view.controls.isVisibleTo(panel)
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
+        panel.heatmap_view.set_matrix_choice("slice", (2,))
+    np.testing.assert_array_equal(panel.heatmap_view.image, tensor[2].numpy())
+    assert "slice [2, :, :]" in panel.heatmap_view.note.text()
+
+
+def test_tabs_follow_the_rank(make_panel):
+    panel = make_panel()
+    panel.set_session(Session(seeded(SmallCNN)))
+    visible = lambda view: panel.tabs.isTabVisible(panel.tabs.indexOf(view))  # noqa: E731
+    panel.show_tensor("features.0.bias")
+    assert not visible(panel.heatmap_view)
+    assert not visible(panel.filter_view)
+    panel.show_tensor("classifier.2.weight")
+    assert visible(panel.heatmap_view)
+    assert not visible(panel.filter_view)
+    panel.show_tensor("features.3.weight")
+    assert visible(panel.heatmap_view)
+    assert visible(panel.filter_view)
+    assert visible(panel.overview_view)
+
+
+# ---------------------------------------------------------------------- filters
+def test_a_conv_weight_shows_its_filter_grid(make_panel, qtbot):
+    session = Session(seeded(SmallCNN))
+    panel = make_panel()
+    panel.set_session(session)
+    panel.show_tensor("features.3.weight")
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
+        panel.tabs.setCurrentWidget(panel.filter_view)
+    expected = stats.filter_grid(session.tensor("features.3.weight"))
+    np.testing.assert_array_equal(panel.filter_view.image, expected.numpy())
+    assert "6 filters of 4 channels" in panel.filter_view.note.text()
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
+        session.apply({"op": "set", "target": "features.3.weight", "value": 0.5})
+    qtbot.waitUntil(lambda: np.nanmax(panel.filter_view.image) == 0.5, timeout=WAIT_MS)
+
+
+# ---------------------------------------------------------------------- overview
+def test_the_overview_has_one_bar_per_layer_and_follows_edits(make_panel, qtbot):
+    session = Session(seeded(SmallCNN))
+    panel = make_panel()
+    panel.set_session(session)
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
+        panel.show_overview()
+    expected = stats.layer_overview(session, "norm")
+    view = panel.overview_view
+    assert view.names == [name for name, _ in expected]
+    np.testing.assert_allclose(view.values, [value for _, value in expected])
+    assert len(view.bars.opts["width"]) == len(expected)
+
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
+        view.set_options("std")
+    np.testing.assert_allclose(view.values,
+                               [value for _, value in stats.layer_overview(session, "std")])
+
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
+        session.apply({"op": "set", "target": "features.0.weight", "value": 0.0})
+    assert view.values[0] == 0.0
+    assert "features.0.weight" in view.note.text()  # called out as zero
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
+        session.undo()
+    assert view.values[0] > 0.0
+
+
+def test_clicking_a_bar_asks_for_that_tensor(make_panel, qtbot):
+    session = Session(seeded(SmallCNN))
+    panel = make_panel()
+    panel.set_session(session)
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
+        panel.show_overview()
+    view = panel.overview_view
+    view_box = view.plot.getPlotItem().getViewBox()
+    scene_point = view_box.mapViewToScene(QPointF(float(view.values[2]) / 2, 2.0))
+    widget_point = view.plot.mapFromScene(scene_point)
+    with qtbot.waitSignal(panel.tensor_requested, timeout=WAIT_MS) as blocker:
+        qtbot.mouseClick(view.plot.viewport(), Qt.MouseButton.LeftButton, pos=widget_point)
+    assert blocker.args == [view.names[2]]
+
+
+# ---------------------------------------------------------------------- lifetime
+def test_switching_sessions_disconnects_from_the_old_one(make_panel, qtbot):
+    first, second = Session(seeded(MLP)), Session(seeded(MLP, seed=1))
+    listeners = len(first.events.tensors_changed)
+    panel = make_panel()
+    panel.set_session(first)
+    assert len(first.events.tensors_changed) == listeners + 1
+    panel.set_session(second)
+    assert len(first.events.tensors_changed) == listeners
+    assert panel.tensor_name is None
+    panel.show_tensor("fc1.weight")
+    with qtbot.assertNotEmitted(panel.plotted, wait=100):
+        first.apply({"op": "scale", "targets": ["fc1.weight"], "value": 2.0})
+    panel.close()
+    assert len(second.events.tensors_changed) == listeners
+    assert len(second.events.structure_changed) == 0
+
+
+def test_closing_while_a_background_job_runs_stops_it(make_panel, qtbot):
+    panel = make_panel(background_limit=10, preview_side=4)
+    panel.set_session(Session(checkpoint={"m": torch.randn(600, 600)}))
+    panel.show_tensor("m")
+    panel.tabs.setCurrentWidget(panel.heatmap_view)
+    assert panel.busy
+    panel.close()
+    assert not panel.busy
+    assert all(not task.is_running() for task in panel.jobs._live)
+
+
+def test_plots_follow_the_palette(make_panel):
+    panel = make_panel()
+    panel.set_session(Session(seeded(MLP)))
+    panel.show_tensor("fc1.weight")
+    dark = QPalette(panel.palette())
+    dark.setColor(QPalette.ColorRole.Base, QColor(20, 20, 20))
+    dark.setColor(QPalette.ColorRole.WindowText, QColor(230, 230, 230))
+    panel.setPalette(dark)
+    plot = panel.histogram_view.plot
+    assert plot.backgroundBrush().color() == QColor(20, 20, 20)
+    axis = plot.getPlotItem().getAxis("bottom")
+    assert axis.textPen().color() == QColor(230, 230, 230)

@@ -189,6 +189,7 @@ class ItemChange(Change):
         names: tuple[str, ...],
         structure_path: str | None = None,
         emit: Callable[[str, str], None] | None = None,
+        also_paths: tuple[str, ...] = (),
     ) -> None:
         if key not in mapping:
             raise KeyError(key)  # positions are kept only for keys that exist
@@ -197,6 +198,8 @@ class ItemChange(Change):
         self.kind = kind
         self.names = names
         self.structure_path = structure_path
+        #: other paths of the same node (its parent module is shared): told afterwards
+        self.also_paths = also_paths
         self._emit = emit
         self._other = mapping[key]
         self._set(value)
@@ -208,6 +211,11 @@ class ItemChange(Change):
                 self.mapping[self.key] = value
             finally:
                 self._emit("done", self.structure_path)
+            # Each pair stays adjacent (a Qt model handles one change at a time); the
+            # other paths of a shared parent just rebuild from the new state.
+            for path in self.also_paths:
+                self._emit("about", path)
+                self._emit("done", path)
         else:
             self.mapping[self.key] = value
 

@@ -71,6 +71,7 @@ class CompiledExpr:
     source: str
     code: str
     uses_random: bool
+    field: str = "expr"
 
     def evaluate(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Evaluate over `x` and return a tensor (numbers become 0-d tensors)."""
@@ -79,9 +80,9 @@ class CompiledExpr:
             with torch.no_grad():
                 value = eval(self.code, {"__builtins__": {}}, namespace)  # generated, checked
         except ArithmeticError as error:  # 9 ** 9 ** 9 overflows as floats, at once
-            raise EditError(f"expr: arithmetic error ({type(error).__name__})") from None
+            raise EditError(f"{self.field}: arithmetic error ({type(error).__name__})") from None
         if isinstance(value, tuple):
-            raise EditError("expr: the expression gives several tensors (e.g. sort); take one")
+            raise EditError(f"{self.field}: the expression gives several tensors (e.g. sort)")
         return torch.as_tensor(value, device=x.device)
 
 
@@ -105,7 +106,7 @@ def compile_expr(source: str, field: str = "expr") -> CompiledExpr:
         code = translator.visit(tree.body)
     except RecursionError:
         raise EditError(f"{field}: expression nested too deeply") from None
-    return CompiledExpr(source, code, translator.uses_random)
+    return CompiledExpr(source, code, translator.uses_random, field)
 
 
 class _Translator:

@@ -203,6 +203,25 @@ class Session:
             )
         return paths.resolve_module(self.model, path, field)
 
+    def alias_paths(self, path: str) -> tuple[str, ...]:
+        """Other paths of the node at `path` when its parent module is shared by several
+        paths (a tied module): a change under one path shows under all of them."""
+        assert self.model is not None
+        parent_path, leaf = paths.split_name(path)
+        _, parent = self.module(parent_path)
+        others = [paths.join_name(p, leaf)
+                  for p, m in self.model.named_modules(remove_duplicate=False) if m is parent]
+        return tuple(p for p in others if p != path)
+
+    def replace_module(self, tx: Transaction, path: str, new: nn.Module) -> None:
+        """Put `new` at module `path` through `tx` (undoable, keeps the position)."""
+        from .changes import ItemChange
+
+        parent_path, leaf = paths.split_name(path)
+        _, parent = self.module(parent_path)
+        tx.add(ItemChange(parent._modules, leaf, new, "structure", (path,), structure_path=path,
+                          emit=self.emit_structure, also_paths=self.alias_paths(path)))
+
     def select_tensors(
         self,
         patterns: list[str],

@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from .. import paths
-from ..changes import ItemChange
 from ..errors import EditError
 from ..module_spec import build_module, input_size
 from .base import Edit, draw_seed, register
@@ -55,13 +54,6 @@ def build_seeded(spec: dict[str, Any], in_size: int | None, seed: int, device: t
     return module, resolved
 
 
-def _replace(session: Session, tx: Transaction, path: str, new: nn.Module) -> None:
-    parent_path, leaf = paths.split_name(path)
-    _, parent = session.module(parent_path)
-    tx.add(ItemChange(parent._modules, leaf, new, "structure", (path,), structure_path=path,
-                      emit=session.emit_structure))
-
-
 @register
 class Replace(Edit):
     """Replace the submodule at `target` with a layer built from `module`."""
@@ -92,7 +84,7 @@ class Replace(Edit):
                                      device, dtype, old.training, "replace.module")
         self.spec["target"], self.spec["module"] = path, resolved
         self.resolved.update(placement_text(device, dtype), training=old.training)
-        _replace(session, tx, path, new)
+        session.replace_module(tx, path, new)
         return path
 
 
@@ -187,5 +179,5 @@ class ReplaceHead(Edit):
                                      device, dtype, old.training, "replace_head.module")
         self.spec["target"], self.spec["module"] = path, resolved
         self.resolved.update(placement_text(device, dtype), training=old.training)
-        _replace(session, tx, path, new)
+        session.replace_module(tx, path, new)
         return {"target": path, "module": resolved}

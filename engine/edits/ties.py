@@ -98,10 +98,7 @@ class Tie(Edit):
             raise EditError(f"tie.source: '{source_path}' and '{target_path}' have different "
                             "tensor shapes")
         self.spec["target"], self.spec["source"] = target_path, source_path
-        parent_path, leaf = paths.split_name(target_path)
-        _, parent = session.module(parent_path)
-        tx.add(ItemChange(parent._modules, leaf, source, "structure", (target_path,),
-                          structure_path=target_path, emit=session.emit_structure))
+        session.replace_module(tx, target_path, source)
         self.resolved["kind"] = "module"
         return None
 
@@ -171,10 +168,7 @@ class Untie(Edit):
         if len(shared) < 2:
             raise EditError(f"untie.target: '{path}' is not shared with another path")
         self.spec["target"] = path
-        parent_path, leaf = paths.split_name(path)
-        _, parent = session.module(parent_path)
-        tx.add(ItemChange(parent._modules, leaf, copy.deepcopy(module), "structure", (path,),
-                          structure_path=path, emit=session.emit_structure))
+        session.replace_module(tx, path, copy.deepcopy(module))
         self.resolved["kind"] = "module"
         return None
 

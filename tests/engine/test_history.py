@@ -131,3 +131,17 @@ def test_a_failing_view_does_not_stop_other_views():
     session.events.tensors_changed.disconnect(broken)
     session.undo()
     assert not torch.all(session.model.fc1.bias == 1.0)
+
+
+def test_structure_change_under_a_shared_module_is_told_for_every_path():
+    torch.manual_seed(0)
+    block = nn.Sequential(nn.Linear(3, 3), nn.ReLU())
+    model = nn.Sequential(block, nn.Sequential(nn.Linear(3, 3), nn.ReLU()))
+    session = Session(model)
+    session.apply({"op": "tie", "target": "1", "source": "0"})
+    pairs = []
+    session.events.structure_about_to_change.connect(lambda path: pairs.append(("about", path)))
+    session.events.structure_changed.connect(lambda path: pairs.append(("changed", path)))
+    session.apply({"op": "replace", "target": "1.0", "module": {"type": "Identity"}})
+    assert pairs == [("about", "1.0"), ("changed", "1.0"), ("about", "0.0"), ("changed", "0.0")]
+    assert isinstance(model[0][0], nn.Identity)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from PySide6.QtGui import QColor, QPalette
 from engine import stats
 from engine.session import Session
 from gui.plots import PlotPanel
+from gui.plots.jobs import Jobs
 from tests.models import MLP, SmallCNN, seeded
 
 WAIT_MS = 10_000
@@ -186,6 +189,43 @@ def test_a_newer_request_supersedes_an_older_one(make_panel, qtbot):
     edges, counts = shown_histogram(panel)
     assert counts.sum() == 3_000
     assert edges[0] > 5  # b's values are around 10
+
+
+def test_a_superseded_job_never_delivers_even_when_it_ends_last(qtbot):
+    jobs = Jobs()
+    release = threading.Event()
+    delivered: list[str] = []
+
+    def slow(progress=None) -> str:
+        release.wait(WAIT_MS / 1000)
+        return "old"
+
+    jobs.run("histogram", slow, delivered.append, delivered.append, background=True)
+    old_task = next(iter(jobs._live))
+    with qtbot.waitSignal(jobs.busy_changed, timeout=WAIT_MS,
+                          check_params_cb=lambda busy: not busy):
+        jobs.run("histogram", lambda progress=None: "new", delivered.append, delivered.append,
+                 background=True)
+        qtbot.waitUntil(lambda: delivered == ["new"], timeout=WAIT_MS)
+        release.set()
+    assert old_task.wait(WAIT_MS / 1000)
+    qtbot.wait(20)
+    assert delivered == ["new"]
+    assert old_task.progress.cancelled  # it was asked to stop
+
+
+def test_a_failed_job_reports_one_line(qtbot):
+    jobs = Jobs()
+    failures: list[str] = []
+
+    def broken(progress=None):
+        raise ValueError("heatmap: index 9 out of range for dimension 0 of size 3\nmore")
+
+    jobs.run("heatmap", broken, failures.append, failures.append, background=False)
+    assert failures == ["heatmap: index 9 out of range for dimension 0 of size 3"]
+    jobs.run("heatmap", broken, failures.append, failures.append, background=True)
+    qtbot.waitUntil(lambda: len(failures) == 2, timeout=WAIT_MS)
+    assert "index 9 out of range" in failures[1]
 
 
 # ---------------------------------------------------------------------- heatmap

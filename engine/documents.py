@@ -12,20 +12,12 @@ from .errors import FileError
 from .io import read_state_dict
 from .session import Session
 
-#: prefixes that wrappers add to every key: DataParallel/DDP and torch.compile
-WRAPPER_PREFIXES = ("module.", "_orig_mod.")
-
 
 def strip_wrapper_prefixes(keys: list[str]) -> str:
     """The wrapper prefix shared by every key ("" when none), e.g. 'module._orig_mod.'."""
-    prefix = ""
-    while True:
-        rest = [key[len(prefix):] for key in keys]
-        found = next((p for p in WRAPPER_PREFIXES if rest and all(k.startswith(p) for k in rest)),
-                     None)
-        if found is None:
-            return prefix
-        prefix += found
+    from .io.opening import detect_prefix
+
+    return detect_prefix(keys)
 
 
 def load_weights(model: nn.Module, path: str | Path, *, assign: bool = False) -> None:

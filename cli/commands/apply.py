@@ -1,29 +1,34 @@
-"""`apply`: replay a recipe on a model headlessly and write the result."""
+"""`apply`: replay a recipe on a model or checkpoint headlessly and write the result."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from engine.recipe import read_recipe, replay
-from engine.io.writers import save_state_dict
 
-from ..documents import add_document_arguments, open_document
+from ..documents import add_document_arguments, open_document, progress_bar
+from .convert import add_save_arguments, report_saved, save_options
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("apply", help="apply a recipe and write the edited weights")
     parser.add_argument("recipe", help="recipe file (JSON)")
+    parser.add_argument("--input", metavar="PATH",
+                        help="checkpoint file or folder to edit (with --arch: in model mode)")
     add_document_arguments(parser)
-    parser.add_argument("--output", required=True, metavar="FILE",
-                        help="where to write: .safetensors or .pt/.pth")
+    parser.add_argument("--output", required=True, metavar="PATH",
+                        help="where to write: .safetensors, .safetensors.index.json, .pt/.pth, "
+                        "or a folder")
+    add_save_arguments(parser)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
     edits = read_recipe(args.recipe)
-    session = open_document(args)
+    session = open_document(args, path=args.input)
     replay(session, edits)
-    save_state_dict(session, Path(args.output))
-    print(f"applied {len(edits)} edit(s); wrote {args.output}")
+    with progress_bar(args) as bar:
+        result = session.save(args.output, progress=bar, **save_options(args))
+    print(f"applied {len(edits)} edit(s)")
+    report_saved(result, len(session.tensor_names()))
     return 0

@@ -1,0 +1,65 @@
+"""`convert IN OUT`: any checkpoint format to any other (safetensors, sharded, .pt, folder)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..documents import add_open_arguments, open_path, progress_bar
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "convert", help="write a checkpoint in another format (.safetensors, sharded, .pt, "
+        "Hugging Face folder)")
+    parser.add_argument("input", metavar="IN", help="file or folder to read")
+    parser.add_argument("output", metavar="OUT",
+                        help="x.safetensors, x.safetensors.index.json (sharded), x.pt/.pth/.bin, "
+                        "or a folder (an existing folder or a name without extension)")
+    add_save_arguments(parser)
+    parser.add_argument("--whole-model", action="store_true",
+                        help="save the module itself (a trusted pickled model) as .pt")
+    add_open_arguments(parser)
+    return parser
+
+
+def add_save_arguments(parser: argparse.ArgumentParser) -> None:
+    """--max-shard-size, --format, --weights-format, --no-extras."""
+    parser.add_argument("--max-shard-size", metavar="SIZE",
+                        help="shard safetensors output at this size (e.g. 5GB, 500MB)")
+    parser.add_argument("--format", choices=("safetensors", "pt", "folder"),
+                        help="output format (default: from OUT)")
+    parser.add_argument("--weights-format", choices=("safetensors", "pt"),
+                        help="weights inside a folder output (default: as the input folder, "
+                        "else safetensors)")
+    parser.add_argument("--no-extras", action="store_true",
+                        help=".pt output: write the bare state dict, without the checkpoint's "
+                        "other entries (epoch, optimizer state)")
+
+
+def save_options(args: argparse.Namespace) -> dict:
+    """Keyword arguments of `Session.save` from the save arguments."""
+    options = {"format": args.format, "weights_format": args.weights_format,
+               "include_extras": not args.no_extras}
+    if args.max_shard_size is not None:
+        size = args.max_shard_size
+        options["max_shard_size"] = int(size) if size.isdigit() else size
+    if getattr(args, "whole_model", False):
+        options["whole_model"] = True
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    session = open_path(args, args.input, arch=False)
+    with progress_bar(args) as bar:
+        result = session.save(args.output, progress=bar, **save_options(args))
+    report_saved(result, len(session.tensor_names()))
+    return 0
+
+
+def report_saved(result: dict, names: int) -> None:
+    """One line about what was written, then any notes (on stderr)."""
+    copied = f", {len(result['copied'])} unchanged file(s) copied" if result["copied"] else ""
+    print(f"wrote {result['path']} ({names} tensors, {result['bytes'] / 2**20:,.1f} MiB{copied})")
+    for note in result["notes"]:
+        sys.stderr.write(f"note: {note}\n")

@@ -1,0 +1,196 @@
+"""Compare two documents tensor by tensor: added, removed, renamed, reshaped, recast, changed.
+
+A tensor counts as renamed when a name only in A and a name only in B hold the same
+bytes (same shape and dtype). Values are compared bit for bit (so NaNs in the same
+place are equal, and 0.0 and -0.0 differ); for changed tensors the report gives the
+count of changed elements and the largest absolute difference. Large tensors are
+compared in chunks, so a diff of two big files needs little memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .io.dtypes import dtype_name
+from .progress import Progress, report
+
+if TYPE_CHECKING:
+    from .session import Session
+
+#: elements compared at a time
+CHUNK_ELEMENTS = 16 * 2**20
+_SAME_SIZE_INT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+class _Side:
+    """Names of one document, with shape and dtype known without reading data."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        if session.checkpoint is not None:
+            self.names = list(session.checkpoint.entries)
+        else:
+            self.names = list(session.state_dict())
+            self._model_state = session.state_dict()
+
+    def meta(self, name: str) -> tuple[tuple[int, ...], torch.dtype]:
+        if self.session.checkpoint is not None:
+            slot = self.session.checkpoint.entries[name]
+            return slot.shape, slot.dtype
+        tensor = self._model_state[name]
+        return tuple(tensor.shape), tensor.dtype
+
+    def tensor(self, name: str) -> torch.Tensor:
+        if self.session.checkpoint is not None:
+            return self.session.checkpoint.entries[name].tensor.detach()
+        return self._model_state[name].detach()
+
+
+def diff_sessions(a: Session, b: Session, *, progress: Progress | None = None,
+                  labels: tuple[str, str] = ("a", "b")) -> dict[str, Any]:
+    """Compare the tensors of two sessions (nothing is changed).
+
+    Returns
+    -------
+    `{"a", "b", "added": [names], "removed": [names], "renamed": [{"from", "to"}],
+    "shape_changed": [{"name", "a_shape", "b_shape", "a_dtype", "b_dtype"}],
+    "dtype_changed": [{"name", "a_dtype", "b_dtype", "changed_elements",
+    "max_abs_diff"}], "changed": [{"name", "numel", "changed_elements",
+    "max_abs_diff"}], "unchanged": count, "identical": bool}`; `max_abs_diff` is None
+    when NaNs or infinities make it undefined.
+    """
+    left, right = _Side(a), _Side(b)
+    right_names = set(right.names)
+    left_names = set(left.names)
+    common = [name for name in left.names if name in right_names]
+    removed = [name for name in left.names if name not in right_names]
+    added = [name for name in right.names if name not in left_names]
+    result: dict[str, Any] = {"a": labels[0], "b": labels[1], "added": [], "removed": [],
+                              "renamed": [], "shape_changed": [], "dtype_changed": [],
+                              "changed": [], "unchanged": 0}
+    total = max(len(common) + len(removed) + len(added), 1)
+    for position, name in enumerate(common):
+        report(progress, position / total, f"Comparing {name}")
+        _compare(result, name, left, right)
+    renamed = _renames(left, right, removed, added, progress, len(common) / total)
+    result["renamed"] = [{"from": old, "to": new} for old, new in renamed.items()]
+    result["removed"] = [name for name in removed if name not in renamed]
+    moved_to = set(renamed.values())
+    result["added"] = [name for name in added if name not in moved_to]
+    result["identical"] = not any(result[key] for key in (
+        "added", "removed", "renamed", "shape_changed", "dtype_changed", "changed"))
+    report(progress, 1.0, "Compared")
+    return result
+
+
+def diff_files(path_a: str | Path, path_b: str | Path, *, trust: bool = False,
+               progress: Progress | None = None, **options: Any) -> dict[str, Any]:
+    """Open two files or folders (checkpoint mode) and compare them; see `diff_sessions`.
+
+    Raises
+    ------
+    FileError : either file cannot be opened
+    """
+    from .session import Session
+
+    a = Session.open(path_a, trust=trust, **options)
+    b = Session.open(path_b, trust=trust, **options)
+    return diff_sessions(a, b, progress=progress, labels=(str(path_a), str(path_b)))
+
+
+def _compare(result: dict[str, Any], name: str, left: _Side, right: _Side) -> None:
+    (a_shape, a_dtype), (b_shape, b_dtype) = left.meta(name), right.meta(name)
+    if a_shape != b_shape:
+        result["shape_changed"].append({"name": name, "a_shape": list(a_shape),
+                                        "b_shape": list(b_shape), "a_dtype": dtype_name(a_dtype),
+                                        "b_dtype": dtype_name(b_dtype)})
+        return
+    changed, max_diff = _value_diff(left.tensor(name), right.tensor(name))
+    if a_dtype != b_dtype:
+        result["dtype_changed"].append({"name": name, "a_dtype": dtype_name(a_dtype),
+                                        "b_dtype": dtype_name(b_dtype),
+                                        "changed_elements": changed, "max_abs_diff": max_diff})
+    elif changed:
+        numel = math.prod(a_shape)
+        result["changed"].append({"name": name, "numel": numel, "changed_elements": changed,
+                                  "max_abs_diff": max_diff})
+    else:
+        result["unchanged"] += 1
+
+
+def _value_diff(a: torch.Tensor, b: torch.Tensor) -> tuple[int, float | None]:
+    """Changed elements (bitwise when the dtypes agree) and the largest |a - b|."""
+    flat_a, flat_b = a.reshape(-1), b.reshape(-1)
+    same_dtype = a.dtype == b.dtype
+    changed = 0
+    largest = 0.0
+    defined = True
+    for start in range(0, flat_a.numel(), CHUNK_ELEMENTS):
+        part_a = flat_a[start:start + CHUNK_ELEMENTS]
+        part_b = flat_b[start:start + CHUNK_ELEMENTS]
+        if same_dtype:
+            integer = _SAME_SIZE_INT[part_a.element_size()]
+            if part_a.dtype == torch.bool:
+                differs = part_a != part_b
+            else:
+                differs = part_a.contiguous().view(integer) != part_b.contiguous().view(integer)
+        else:
+            differs = _wide(part_a) != _wide(part_b)
+        count = int(differs.sum())
+        if not count:
+            continue
+        changed += count
+        gap = (_wide(part_a[differs]) - _wide(part_b[differs])).abs()
+        if not bool(torch.isfinite(gap).all()):
+            defined = False
+            gap = gap[torch.isfinite(gap)]
+        if gap.numel():
+            largest = max(largest, float(gap.max()))
+    return changed, (largest if defined else None)
+
+
+def _wide(tensor: torch.Tensor) -> torch.Tensor:
+    if tensor.dtype.is_complex:
+        return tensor.to(torch.complex128)
+    return tensor.to(torch.float64)
+
+
+def _renames(left: _Side, right: _Side, removed: list[str], added: list[str],
+             progress: Progress | None, start: float) -> dict[str, str]:
+    """Match names only in A to names only in B with the same bytes."""
+    if not removed or not added:
+        return {}
+    wanted = {right.meta(name) for name in added}
+    by_key: dict[tuple[Any, ...], list[str]] = {}
+    for name in added:
+        by_key.setdefault(_key(right, name), []).append(name)
+    result: dict[str, str] = {}
+    for position, name in enumerate(removed):
+        report(progress, start + (1 - start) * position / len(removed), f"Matching {name}")
+        if left.meta(name) not in wanted:
+            continue
+        candidates = by_key.get(_key(left, name))
+        if candidates:
+            result[name] = candidates.pop(0)
+    return result
+
+
+def _key(side: _Side, name: str) -> tuple[Any, ...]:
+    shape, dtype = side.meta(name)
+    return shape, dtype, _digest(side.tensor, name)
+
+
+def _digest(read: Callable[[str], torch.Tensor], name: str) -> str:
+    tensor = read(name).contiguous().reshape(-1)
+    hasher = hashlib.blake2b(digest_size=16)
+    if tensor.numel():
+        raw = tensor.view(torch.uint8) if tensor.dtype != torch.bool else tensor.to(torch.uint8)
+        for start in range(0, raw.numel(), CHUNK_ELEMENTS * 4):
+            hasher.update(raw[start:start + CHUNK_ELEMENTS * 4].numpy().tobytes())
+    return hasher.hexdigest()

@@ -170,6 +170,17 @@ class TreeModel(QAbstractItemModel):
         """How many rows exist as nodes (for tests and benchmarks of laziness)."""
         return len(self._nodes)
 
+    def materialized_paths(self) -> list[str]:
+        """Dotted paths of the materialized rows, in the order they are shown."""
+        result: list[str] = []
+        stack = list(reversed(self._root.children or []))
+        while stack:
+            node = stack.pop()
+            assert node.path is not None
+            result.append(node.path)
+            stack.extend(reversed(node.children or []))
+        return result
+
     def _node(self, index: ModelIndex) -> _Node:
         return index.internalPointer() if index.isValid() else self._root
 

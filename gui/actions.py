@@ -1,0 +1,371 @@
+"""Every engine edit as a QAction: in the Edit menu, the toolbar and the tree's context menu.
+
+An action reads the selection (dotted names), asks for what it needs in a dialog,
+builds JSON-ready edit dicts and applies them through `Session.apply`. An edit
+that takes several targets (freeze, init, scale, add) gets the whole selection at
+once; one that takes a single target (set, tie, untie, replace, tensor
+operations) is applied to each selected item inside `session.group(...)`, so a
+multi-selection is always one undo step. An edit the engine refuses changes
+nothing and is reported in one dialog line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMenu, QToolBar
+
+from engine.edits.base import EDIT_TYPES
+from engine.errors import EditError
+
+from .dialogs import base
+from .icons import icon
+
+if TYPE_CHECKING:
+    from engine.session import Session
+
+    from .main_window import MainWindow
+
+#: checkpoint tensor operations offered when the engine registers them
+TENSOR_OPS = ("rename", "copy", "cast", "resize", "delete")
+
+
+class EditActions(QObject):
+    """The edit actions of one main window."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.set_action = self._action("Set Values…", self.set_values, "set",
+                                       "Set the selected tensors to a value, an expression or "
+                                       "a copy of another tensor")
+        self.scale_action = self._action("Scale…", lambda: self.scalar("scale"), None,
+                                         "Multiply the selected tensors by a number")
+        self.add_action = self._action("Add…", lambda: self.scalar("add"), None,
+                                       "Add a number to the selected tensors")
+        self.init_action = self._action("Initialize…", self.initialize, "init",
+                                        "Re-initialize the selection with a torch.nn.init method")
+        self.tie_action = self._action("Tie To…", self.tie, "tie",
+                                       "Share one tensor (or module) between two names")
+        self.untie_action = self._action("Untie", self.untie, "untie",
+                                         "Give each selected tied item its own copy")
+        self.freeze_action = self._action("Freeze", lambda: self.set_trainable(False), "freeze",
+                                          "Turn requires_grad off for the selection")
+        self.unfreeze_action = self._action("Unfreeze", lambda: self.set_trainable(True),
+                                            "unfreeze", "Turn requires_grad on for the selection")
+        self.freeze_action.setShortcut(QKeySequence("Ctrl+F9"))
+        self.unfreeze_action.setShortcut(QKeySequence("Ctrl+Shift+F9"))
+        self.bn_eval_action = QAction("BatchNorm Follows Freeze", window)
+        self.bn_eval_action.setCheckable(True)
+        self.bn_eval_action.setChecked(window.settings.flag("edit/bn_eval"))
+        self.bn_eval_action.setStatusTip("Freeze also puts BatchNorm layers in eval mode (their "
+                                         "running statistics stop moving); Unfreeze undoes it")
+        self.bn_eval_action.toggled.connect(
+            lambda on: window.settings.set_value("edit/bn_eval", on))
+        self.replace_action = self._action("Replace Module…", self.replace, "replace",
+                                           "Swap the selected module for a new layer")
+        self.replace_head_action = self._action("Replace Head…", self.replace_head, "replace",
+                                                "A new classifier for another number of classes")
+        self.load_action = self._action("Load Weights…", self.load_weights, "load",
+                                        "Copy matching tensors from a file")
+        self.tensor_op_actions: dict[str, QAction] = {}
+        for op in TENSOR_OPS:
+            text = {"rename": "Rename Tensor…", "copy": "Copy Tensor…", "cast": "Cast Tensor…",
+                    "resize": "Resize Tensor…", "delete": "Delete Tensor"}[op]
+            self.tensor_op_actions[op] = self._action(
+                text, lambda op=op: self.tensor_op(op), None, f"Checkpoint operation: {op}")
+        self.update_enabled()
+
+    def _action(self, text: str, slot: Callable[[], Any], icon_name: str | None,
+                tip: str) -> QAction:
+        action = QAction(text, self.window)
+        if icon_name:
+            action.setIcon(icon(icon_name))
+        action.setStatusTip(tip)
+        action.setToolTip(tip)
+        action.triggered.connect(lambda checked=False: slot())
+        return action
+
+    # ------------------------------------------------------------------ placement
+    def fill_menu(self, menu: QMenu) -> None:
+        values = menu.addMenu("Values")
+        for action in (self.set_action, self.scale_action, self.add_action):
+            values.addAction(action)
+        menu.addAction(self.init_action)
+        menu.addSeparator()
+        menu.addAction(self.freeze_action)
+        menu.addAction(self.unfreeze_action)
+        menu.addAction(self.bn_eval_action)
+        menu.addSeparator()
+        menu.addAction(self.tie_action)
+        menu.addAction(self.untie_action)
+        menu.addSeparator()
+        menu.addAction(self.replace_action)
+        menu.addAction(self.replace_head_action)
+        menu.addAction(self.load_action)
+        tensors = menu.addMenu("Tensors")
+        for action in self.tensor_op_actions.values():
+            tensors.addAction(action)
+        self.tensor_menu = tensors
+
+    def fill_toolbar(self, toolbar: QToolBar) -> None:
+        for action in (self.set_action, self.init_action, self.freeze_action,
+                       self.unfreeze_action, self.tie_action, self.untie_action,
+                       self.replace_action, self.load_action):
+            toolbar.addAction(action)
+
+    def fill_context_menu(self, menu: QMenu) -> None:
+        """The tree's context menu: the actions that apply to the selection."""
+        for group in ((self.set_action, self.scale_action, self.add_action, self.init_action),
+                      (self.freeze_action, self.unfreeze_action),
+                      (self.tie_action, self.untie_action),
+                      (self.replace_action, self.replace_head_action),
+                      tuple(self.tensor_op_actions.values())):
+            shown = [action for action in group if action.isEnabled()]
+            for action in shown:
+                menu.addAction(action)
+            if shown:
+                menu.addSeparator()
+
+    # ------------------------------------------------------------------ state
+    def _selection(self) -> list[str]:
+        return self.window.selected_paths()
+
+    def _kinds(self, paths: list[str]) -> list[str]:
+        model = self.window.tree_model
+        kinds = []
+        for path in paths:
+            info = model.info_of(model.index_of(path))
+            kinds.append(info.kind if info is not None else "")
+        return kinds
+
+    def update_enabled(self) -> None:
+        """Enable each action when it can apply to the document and the selection."""
+        session = self.window.session
+        paths = self._selection() if session is not None else []
+        kinds = self._kinds(paths)
+        tensors = [k in ("parameter", "buffer", "tensor") for k in kinds]
+        model_mode = session is not None and session.mode == "model"
+        has = session is not None
+        self.set_action.setEnabled(has and bool(paths) and all(tensors))
+        self.scale_action.setEnabled(has and bool(paths))
+        self.add_action.setEnabled(has and bool(paths))
+        self.init_action.setEnabled(has)
+        self.tie_action.setEnabled(has and len(paths) == 1 and paths[0] != "")
+        tied = [self._is_tied(path) for path in paths] if has else []
+        self.untie_action.setEnabled(has and bool(paths) and all(tied))
+        self.freeze_action.setEnabled(model_mode and bool(paths))
+        self.unfreeze_action.setEnabled(model_mode and bool(paths))
+        self.replace_action.setEnabled(model_mode and len(paths) == 1 and paths[0] != ""
+                                       and kinds[0] == "module")
+        self.replace_head_action.setEnabled(model_mode)
+        self.load_action.setEnabled(has)
+        for op, action in self.tensor_op_actions.items():
+            registered = op in EDIT_TYPES and session is not None and \
+                session.mode in EDIT_TYPES[op].modes
+            single = len(paths) == 1 and op in ("rename", "copy", "cast", "resize")
+            several = bool(paths) and op in ("cast", "delete")
+            action.setEnabled(registered and bool(paths) and all(tensors) and (single or several))
+            action.setVisible(op in EDIT_TYPES)
+
+    def _is_tied(self, path: str) -> bool:
+        model = self.window.tree_model
+        info = model.info_of(model.index_of(path))
+        return info is not None and info.tied
+
+    # ------------------------------------------------------------------ applying
+    def apply(self, spec: dict[str, Any]) -> Any:
+        """Apply one edit; report a refusal in a dialog and return None."""
+        session = self.window.session
+        if session is None:
+            return None
+        try:
+            return session.apply(spec)
+        except EditError as error:
+            self.window.show_error(str(error))
+            return None
+
+    def apply_all(self, label: str, specs: list[dict[str, Any]]) -> bool:
+        """Apply several edits as one undo step (all or nothing); True when applied."""
+        session = self.window.session
+        if session is None or not specs:
+            return False
+        if len(specs) == 1:
+            spec = dict(specs[0])
+            try:
+                session.apply(spec)
+            except EditError as error:
+                self.window.show_error(str(error))
+                return False
+            return True
+        try:
+            with session.group(label):
+                for spec in specs:
+                    session.apply(spec)
+        except EditError as error:
+            self.window.show_error(str(error))
+            return False
+        return True
+
+    def targets(self, paths: list[str]) -> list[str]:
+        """The selection as edit targets: checkpoint groups become globs (`encoder.*`)."""
+        session = self.window.session
+        if session is None or session.checkpoint is None:
+            return paths
+        result = []
+        for path in paths:
+            if path in session.checkpoint.entries:
+                result.append(path)
+            else:
+                result.append(f"{path}.*" if path else "*")
+        return result
+
+    # ------------------------------------------------------------------ the edits
+    def set_values(self) -> None:
+        """Set the selected tensors (one step for all)."""
+        from .dialogs.edit_dialogs import SetDialog
+
+        session = self._session()
+        names = self._selection()
+        if session is None or not names:
+            return
+        dialog = SetDialog(session, names, self.window)
+        if base.run_dialog(dialog):
+            self.apply_all(f"Set {len(names)} tensors", dialog.specs())
+
+    def scalar(self, op: str) -> None:
+        """Scale or add a number to the selection."""
+        from .dialogs.edit_dialogs import ScalarDialog
+
+        paths = self._selection()
+        if self._session() is None or not paths:
+            return
+        dialog = ScalarDialog(op, self.targets(paths), self.window)
+        if base.run_dialog(dialog):
+            self.apply(dialog.spec())
+
+    def initialize(self) -> None:
+        """Re-initialize the selection (or every module of a type)."""
+        from .dialogs.init_dialog import InitDialog
+
+        session = self._session()
+        if session is None:
+            return
+        paths = self._selection()
+        targets = self.targets(paths) if paths else (["*"] if session.checkpoint is not None
+                                                      else [])
+        dialog = InitDialog(session, targets, self.window)
+        if base.run_dialog(dialog):
+            self.apply(dialog.spec())
+
+    def set_trainable(self, trainable: bool) -> None:
+        """Freeze or unfreeze the selection, BatchNorm modes too if that option is on."""
+        paths = self._selection()
+        if self._session() is None or not paths:
+            return
+        spec: dict[str, Any] = {"op": "unfreeze" if trainable else "freeze", "targets": paths}
+        if self.bn_eval_action.isChecked():
+            spec["bn_eval"] = True
+        self.apply(spec)
+
+    def tie(self) -> None:
+        """Tie the selected tensor or module to another one, chosen from a list."""
+        from .dialogs.edit_dialogs import ChooseNameDialog, tie_candidates
+
+        session = self._session()
+        paths = self._selection()
+        if session is None or len(paths) != 1:
+            return
+        target = paths[0]
+        try:
+            names = tie_candidates(session, target)
+        except EditError as error:
+            self.window.show_error(str(error))
+            return
+        if not names:
+            self.window.show_error(f"tie: nothing in the document has the shape and type of "
+                                   f"'{target}'")
+            return
+        dialog = ChooseNameDialog("Tie To", f"Make {target} share its values with:", names,
+                                  self.window)
+        if base.run_dialog(dialog):
+            self.apply({"op": "tie", "target": target, "source": dialog.chosen()})
+
+    def untie(self) -> None:
+        """Give each selected tied item its own copy (one step)."""
+        paths = self._selection()
+        if self._session() is None or not paths:
+            return
+        self.apply_all(f"Untie {len(paths)} items",
+                       [{"op": "untie", "target": path} for path in paths])
+
+    def replace(self) -> None:
+        """Replace the selected module with a new layer."""
+        from .dialogs.replace_dialog import ReplaceDialog
+
+        session = self._session()
+        paths = self._selection()
+        if session is None or len(paths) != 1:
+            return
+        try:
+            dialog = ReplaceDialog(session, paths[0], self.window)
+        except EditError as error:
+            self.window.show_error(str(error))
+            return
+        if base.run_dialog(dialog):
+            self.apply(dialog.spec())
+
+    def replace_head(self) -> None:
+        """Replace the model's classifier."""
+        from .dialogs.edit_dialogs import ReplaceHeadDialog
+
+        session = self._session()
+        if session is None or session.model is None:
+            return
+        dialog = ReplaceHeadDialog(session, self.window)
+        if base.run_dialog(dialog):
+            self.apply(dialog.spec())
+
+    def load_weights(self) -> None:
+        """Load weights from a file and show the report."""
+        from .dialogs.load_dialog import LoadDialog, LoadReportDialog
+
+        if self._session() is None:
+            return
+        dialog = LoadDialog(self.window.settings.last_folder("open"), self.window)
+        if not base.run_dialog(dialog):
+            return
+        spec = dialog.spec()
+        report = self.apply(spec)
+        if report is not None:
+            self.window.settings.set_last_folder("open", spec["path"])
+            base.run_dialog(LoadReportDialog(report, Path(spec["path"]).name, self.window))
+
+    def tensor_op(self, op: str) -> None:
+        """A checkpoint tensor operation on the selected tensor(s)."""
+        from .dialogs.edit_dialogs import TensorOpDialog
+
+        session = self._session()
+        paths = self._selection()
+        if session is None or not paths:
+            return
+        if op == "delete":
+            if base.ask(self.window, "Delete", f"Delete {len(paths)} tensor(s)? (Undo brings "
+                        "them back.)", "Delete", "Cancel"):
+                self.apply_all(f"Delete {len(paths)} tensors",
+                               [{"op": "delete", "target": path} for path in paths])
+            return
+        specs = []
+        for path in paths:
+            dialog = TensorOpDialog(op, path, session, self.window)
+            if not base.run_dialog(dialog):
+                return
+            specs.append(dialog.spec())
+        self.apply_all(f"{op.capitalize()} {len(paths)} tensors", specs)
+
+    def _session(self) -> Session | None:
+        return self.window.session

@@ -1,0 +1,254 @@
+"""Dialogs for the smaller edits: set, scale/add, tie, replace head, tensor operations.
+
+Each dialog only builds the JSON-ready edit; the caller applies it through
+`Session.apply`, where the engine validates it against the document.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QFormLayout,
+    QGroupBox,
+    QLineEdit,
+    QListWidget,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .fields import Field, FormDialog, combo, int_list, integer, line_edit, number, parse_literal
+
+if TYPE_CHECKING:
+    from engine.session import Session
+
+_DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8",
+           "uint8", "bool")
+
+
+class SetDialog(FormDialog):
+    """Build `set` edits for one or more tensors: a value, an expression or a copy."""
+
+    def __init__(self, session: Session, names: list[str], parent: QWidget | None = None) -> None:
+        super().__init__("Set Values", parent,
+                         intro="Set " + (names[0] if len(names) == 1 else
+                                         f"{len(names)} tensors") + " to:")
+        self.session = session
+        self.names = names
+        box = QGroupBox(self)
+        form = QFormLayout(box)
+        self.value_radio = QRadioButton("A value", box)
+        self.expr_radio = QRadioButton("An expression of x", box)
+        self.from_radio = QRadioButton("A copy of", box)
+        group = QButtonGroup(self)
+        for radio in (self.value_radio, self.expr_radio, self.from_radio):
+            group.addButton(radio)
+        self.value_radio.setChecked(True)
+        self.value_field = Field("value", "Value", line_edit("0", "a number or a nested list"),
+                                 parse_literal)
+        self.expr_field = Field("expr", "Expression", line_edit(
+            "", "e.g. x * 0.5, clamp(x, -1, 1), randn_like(x) * 0.02",
+            "x is the tensor (or the region); arithmetic, comparisons and common torch "
+            "functions are allowed"))
+        shape, dtype = session.tensor_meta(names[0])
+        same = [other for other in session.tensor_names()
+                if other not in names and session.tensor_meta(other) == (shape, dtype)]
+        self.from_field = Field("from", "Source", combo(same, editable=True))
+        form.addRow(self.value_radio, self.value_field.widget)
+        form.addRow(self.expr_radio, self.expr_field.widget)
+        form.addRow(self.from_radio, self.from_field.widget)
+        self.layout_.addWidget(box)
+        self.index_field = Field("index", "Region", line_edit(
+            "", "whole tensor (or e.g. 0, :3)", "NumPy-style index of the region to set"),
+            optional=True)
+        self.seed_field = Field("seed", "Seed", line_edit("", "for random expressions"),
+                                integer(0), optional=True)
+        self.form.addRow("Region:", self.index_field.widget)
+        self.form.addRow("Seed:", self.seed_field.widget)
+        self.finish_layout()
+
+    def choose(self, source: str, text: str) -> None:
+        """Pick 'value', 'expr' or 'from' and type `text` there."""
+        radio = {"value": self.value_radio, "expr": self.expr_radio, "from": self.from_radio}
+        radio[source].setChecked(True)
+        {"value": self.value_field, "expr": self.expr_field,
+         "from": self.from_field}[source].set_text(text)
+
+    def check(self) -> None:
+        self.specs()
+
+    def specs(self) -> list[dict[str, Any]]:
+        """One `set` edit per tensor."""
+        common: dict[str, Any] = {}
+        if self.value_radio.isChecked():
+            value = self.value_field.value()
+            if isinstance(value, str):
+                raise ValueError(f"Value: '{value}' is not a number or a list of numbers")
+            common["value"] = value
+        elif self.expr_radio.isChecked():
+            common["expr"] = self.expr_field.value()
+        else:
+            common["from"] = self.from_field.value()
+        if self.index_field.is_given():
+            common["index"] = self.index_field.value()
+        if self.seed_field.is_given():
+            common["seed"] = self.seed_field.value()
+        return [{"op": "set", "target": name, **common} for name in self.names]
+
+
+class ScalarDialog(FormDialog):
+    """Build a `scale` or `add` edit over the selection."""
+
+    def __init__(self, op: str, targets: list[str], parent: QWidget | None = None) -> None:
+        title = "Scale" if op == "scale" else "Add"
+        super().__init__(title, parent, intro=("Multiply" if op == "scale" else "Add to")
+                         + f" {len(targets)} selected item(s) " + ("by:" if op == "scale"
+                                                                    else "the value:"))
+        self.op = op
+        self.targets = targets
+        self.add_field(Field("value", "Value", line_edit("1.0" if op == "scale" else "0.0"),
+                             number))
+        self.finish_layout()
+
+    def spec(self) -> dict[str, Any]:
+        return {"op": self.op, "targets": self.targets, "value": self.values()["value"]}
+
+
+class ChooseNameDialog(FormDialog):
+    """Pick one name from a searchable list (the source of a tie)."""
+
+    def __init__(self, title: str, intro: str, names: list[str],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(title, parent, intro=intro)
+        self.names = names
+        self.search = QLineEdit(self)
+        self.search.setPlaceholderText("Search")
+        self.search.setClearButtonEnabled(True)
+        self.list = QListWidget(self)
+        self.list.addItems(names)
+        self.search.textChanged.connect(self._filter)
+        self.list.itemDoubleClicked.connect(lambda item: self.accept())
+        layout = QVBoxLayout()
+        layout.addWidget(self.search)
+        layout.addWidget(self.list)
+        self.layout_.addLayout(layout)
+        if names:
+            self.list.setCurrentRow(0)
+        self.finish_layout()
+        self.resize(460, 420)
+
+    def _filter(self, text: str) -> None:
+        lowered = text.lower()
+        first = None
+        for row in range(self.list.count()):
+            item = self.list.item(row)
+            hidden = lowered not in item.text().lower()
+            item.setHidden(hidden)
+            if not hidden and first is None:
+                first = item
+        if first is not None:
+            self.list.setCurrentItem(first)
+
+    def choose(self, name: str) -> None:
+        matches = self.list.findItems(name, Qt.MatchFlag.MatchExactly)
+        if not matches:
+            raise ValueError(f"'{name}' is not in the list")
+        self.list.setCurrentItem(matches[0])
+
+    def check(self) -> None:
+        self.chosen()
+
+    def chosen(self) -> str:
+        item = self.list.currentItem()
+        if item is None or item.isHidden():
+            raise ValueError("Choose a name from the list")
+        return item.text()
+
+
+def tie_candidates(session: Session, target: str) -> list[str]:
+    """Names `target` could be tied to: tensors of equal shape and dtype, or modules of the
+    same type (model mode), excluding what it already shares."""
+    aliases = set(session.aliases(target)) if _is_tensor(session, target) else {target}
+    if _is_tensor(session, target):
+        meta = session.tensor_meta(target)
+        return [name for name in session.tensor_names()
+                if name not in aliases and session.tensor_meta(name) == meta]
+    assert session.model is not None
+    _, module = session.module(target)
+    return [path for path, other in session.model.named_modules(remove_duplicate=False)
+            if path and type(other) is type(module) and other is not module
+            and not path.startswith(target + ".") and not target.startswith(path + ".")]
+
+
+def _is_tensor(session: Session, path: str) -> bool:
+    if session.checkpoint is not None:
+        return path in session.checkpoint.entries
+    from engine.errors import EditError
+
+    try:
+        session.entry(path)
+    except EditError:
+        return False
+    return True
+
+
+class ReplaceHeadDialog(FormDialog):
+    """Build a `replace_head` edit: classes, optional hidden layers and dropout."""
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__("Replace Head", parent,
+                         intro="Replace the classifier with a new one (sizes are inferred).")
+        from engine.edits.structure import find_head
+        from engine.errors import EditError
+
+        assert session.model is not None
+        try:
+            head = find_head(session.model)
+        except EditError:
+            head = ""
+        self.add_field(Field("num_classes", "Classes", line_edit("10"), integer(1)))
+        self.add_field(Field("target", "Layer", line_edit(head, "the classifier's path"),
+                             optional=True))
+        self.add_field(Field("hidden", "Hidden layers", line_edit("", "none (or e.g. 256, 128)"),
+                             int_list, optional=True))
+        self.add_field(Field("dropout", "Dropout", line_edit("", "none (or e.g. 0.2)"), number,
+                             optional=True))
+        self.add_field(Field("seed", "Seed", line_edit("", "drawn and recorded when empty"),
+                             integer(0), optional=True))
+        self.finish_layout()
+
+    def spec(self) -> dict[str, Any]:
+        values = self.values()
+        spec: dict[str, Any] = {"op": "replace_head", **values}
+        if not spec.get("hidden"):
+            spec.pop("hidden", None)
+        return spec
+
+
+class TensorOpDialog(FormDialog):
+    """Build a checkpoint tensor operation for one tensor: rename, copy, cast or resize."""
+
+    def __init__(self, op: str, name: str, session: Session,
+                 parent: QWidget | None = None) -> None:
+        titles = {"rename": "Rename Tensor", "copy": "Copy Tensor", "cast": "Cast Tensor",
+                  "resize": "Resize Tensor"}
+        super().__init__(titles.get(op, op), parent, intro=f"{op.capitalize()} {name}")
+        self.op = op
+        self.name = name
+        shape, dtype = session.tensor_meta(name)
+        if op in ("rename", "copy"):
+            suggestion = name if op == "rename" else f"{name}_copy"
+            self.add_field(Field("to", "New name", line_edit(suggestion)))
+        elif op == "cast":
+            current = str(dtype).removeprefix("torch.")
+            self.add_field(Field("dtype", "Dtype", combo(list(_DTYPES), current)))
+        elif op == "resize":
+            self.add_field(Field("shape", "New shape", line_edit(
+                ", ".join(str(size) for size in shape)), int_list))
+        self.finish_layout()
+
+    def spec(self) -> dict[str, Any]:
+        return {"op": self.op, "target": self.name, **self.values()}

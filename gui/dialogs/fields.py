@@ -1,0 +1,266 @@
+"""Form fields that read back typed values, and a dialog that validates before accepting.
+
+A `Field` is a label, an input widget and a parser: `value()` returns the parsed
+value or raises `ValueError` with a message naming the field. `FormDialog` refuses
+OK while any field is invalid and shows the first problem under the form, so bad
+input never turns into a silent default.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+#: choices offered for string arguments whose values are a known set
+KNOWN_CHOICES: dict[str, tuple[str, ...]] = {
+    "mode": ("fan_in", "fan_out"),
+    "nonlinearity": ("leaky_relu", "relu", "linear", "conv1d", "conv2d", "conv3d", "sigmoid",
+                     "tanh", "selu"),
+    "padding_mode": ("zeros", "reflect", "replicate", "circular"),
+    "approximate": ("none", "tanh"),
+}
+
+
+def parse_literal(text: str) -> Any:
+    """A number, true/false, a list or a string typed by a user ('3', '0.5', '[1, 2]')."""
+    text = text.strip()
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if text.lower() in ("none", "null"):
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+class Field:
+    """One labelled input with a parser.
+
+    Parameters
+    ----------
+    name : the key in the values dict
+    label : the text shown beside the input
+    widget : a QLineEdit, QComboBox or QCheckBox
+    parse : turns the widget's text into a value, raising ValueError
+    optional : an empty text means "not given" (the key is left out)
+    """
+
+    def __init__(self, name: str, label: str, widget: QWidget,
+                 parse: Callable[[str], Any] | None = None, optional: bool = False) -> None:
+        self.name = name
+        self.label = label
+        self.widget = widget
+        self.parse = parse or (lambda text: text)
+        self.optional = optional
+
+    def text(self) -> str:
+        if isinstance(self.widget, QComboBox):
+            return self.widget.currentText()
+        if isinstance(self.widget, QCheckBox):
+            return "true" if self.widget.isChecked() else "false"
+        assert isinstance(self.widget, QLineEdit)
+        return self.widget.text()
+
+    def set_text(self, text: str) -> None:
+        """Put `text` in the widget (what a user would type or choose)."""
+        if isinstance(self.widget, QComboBox):
+            if self.widget.isEditable():
+                self.widget.setEditText(text)
+            else:
+                position = self.widget.findText(text)
+                if position < 0:
+                    raise ValueError(f"{self.label}: '{text}' is not a choice")
+                self.widget.setCurrentIndex(position)
+        elif isinstance(self.widget, QCheckBox):
+            self.widget.setChecked(text.lower() in ("true", "1", "yes"))
+        else:
+            assert isinstance(self.widget, QLineEdit)
+            self.widget.setText(text)
+
+    def is_given(self) -> bool:
+        return not (self.optional and not self.text().strip())
+
+    def value(self) -> Any:
+        """The parsed value; raises ValueError naming the field."""
+        if isinstance(self.widget, QCheckBox):
+            return self.widget.isChecked()
+        text = self.text()
+        if not text.strip() and not self.optional:
+            raise ValueError(f"{self.label}: required")
+        try:
+            return self.parse(text)
+        except ValueError as error:
+            raise ValueError(f"{self.label}: {error}") from None
+
+
+def number(text: str) -> float | int:
+    """A finite int or float."""
+    value = parse_literal(text)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"'{text}' is not a number")
+    if isinstance(value, float) and value != value:  # NaN
+        raise ValueError("must be a number, not nan")
+    return value
+
+
+def integer(minimum: int | None = None) -> Callable[[str], int]:
+    """A parser of integers, at least `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError(f"'{text}' is not an integer") from None
+        if minimum is not None and value < minimum:
+            raise ValueError(f"must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def int_list(text: str) -> list[int]:
+    """'512, 256' -> [512, 256]; empty -> []."""
+    parts = [part.strip() for part in text.replace("[", "").replace("]", "").split(",")]
+    try:
+        return [int(part) for part in parts if part]
+    except ValueError:
+        raise ValueError(f"'{text}' is not a list of integers (e.g. 512, 256)") from None
+
+
+def names_list(text: str) -> list[str]:
+    """'a, b*' -> ['a', 'b*']."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def line_edit(text: str = "", placeholder: str = "", tip: str = "") -> QLineEdit:
+    widget = QLineEdit()
+    widget.setText(text)
+    widget.setPlaceholderText(placeholder)
+    if tip:
+        widget.setToolTip(tip)
+    return widget
+
+
+def combo(choices: list[str] | tuple[str, ...], current: str | None = None,
+          editable: bool = False) -> QComboBox:
+    widget = QComboBox()
+    widget.addItems(list(choices))
+    widget.setEditable(editable)
+    if current is not None:
+        position = widget.findText(current)
+        if position >= 0:
+            widget.setCurrentIndex(position)
+        elif editable:
+            widget.setEditText(current)
+    return widget
+
+
+def signature_fields(parameters: dict[str, inspect.Parameter], prefix: str = "") -> list[Field]:
+    """Fields for the keyword arguments of a function (an initializer, a layer class).
+
+    A parameter with a default is optional and shows the default; one without is
+    required. Known string options become choice lists.
+    """
+    fields = []
+    for name, parameter in parameters.items():
+        default = parameter.default
+        required = default is inspect.Parameter.empty
+        if name in KNOWN_CHOICES and (required or isinstance(default, str)):
+            widget: QWidget = combo(KNOWN_CHOICES[name], None if required else str(default))
+            fields.append(Field(prefix + name, name, widget))
+            continue
+        shown = "" if required or default is None else json.dumps(default) \
+            if isinstance(default, bool | int | float | list) else str(default)
+        edit = line_edit(shown, "required" if required else "", _annotation_tip(parameter))
+        fields.append(Field(prefix + name, name, edit, parse_literal, optional=not required))
+    return fields
+
+
+def _annotation_tip(parameter: inspect.Parameter) -> str:
+    annotation = parameter.annotation
+    if annotation is inspect.Parameter.empty:
+        return ""
+    return f"{parameter.name}: {getattr(annotation, '__name__', annotation)}"
+
+
+class FormDialog(QDialog):
+    """A dialog with a form of Fields that accepts only valid input.
+
+    Subclasses put fields in `self.form` (through `add_field`) and may override
+    `check()` to validate across fields (raise ValueError with the message).
+    """
+
+    def __init__(self, title: str, parent: QWidget | None = None, intro: str = "") -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.fields: dict[str, Field] = {}
+        self.layout_ = QVBoxLayout(self)
+        if intro:
+            label = QLabel(intro, self)
+            label.setWordWrap(True)
+            self.layout_.addWidget(label)
+        self.form = QFormLayout()
+        self.layout_.addLayout(self.form)
+        self.problem = QLabel(self)
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet("color: #c0392b;")
+        self.problem.hide()
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                        | QDialogButtonBox.StandardButton.Cancel, self)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+
+    def finish_layout(self) -> None:
+        """Add the problem line and the buttons below everything added so far."""
+        self.layout_.addWidget(self.problem)
+        self.layout_.addWidget(self.buttons)
+
+    def add_field(self, field: Field, form: QFormLayout | None = None) -> Field:
+        self.fields[field.name] = field
+        (form or self.form).addRow(f"{field.label}:", field.widget)
+        return field
+
+    def set_field(self, name: str, text: str) -> None:
+        """Type `text` into field `name` (for keyboard-free use, e.g. tests)."""
+        self.fields[name].set_text(text)
+
+    def values(self) -> dict[str, Any]:
+        """Every given field's parsed value; raises ValueError naming the first bad field."""
+        return {name: field.value() for name, field in self.fields.items() if field.is_given()}
+
+    def check(self) -> None:
+        """Validate across fields; raise ValueError with a message. Default: parse all."""
+        self.values()
+
+    def accept(self) -> None:
+        try:
+            self.check()
+        except ValueError as error:
+            self.problem.setText(str(error))
+            self.problem.show()
+            return
+        self.problem.hide()
+        super().accept()

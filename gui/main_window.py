@@ -1,0 +1,482 @@
+"""The main window: the module tree, docks around it, menus, toolbar and status bar.
+
+The window wires one Session at a time to its views (tree, inspector, history,
+plots, training) and disconnects them when the document changes or the window
+closes. It performs no edit itself: edits come from `gui.actions.EditActions`,
+file work from `gui.file_actions.FileActions`, both through the engine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMenu,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.errors import EditError
+from engine.journal import Journal, describe_request
+from engine.listing import dtype_name
+
+from .actions import EditActions
+from .dialogs import base
+from .file_actions import FileActions
+from .formatting import format_bytes, format_count, format_short_count
+from .history_panel import HistoryPanel
+from .icons import icon
+from .inspector import Inspector
+from .settings import Settings
+from .task_runner import TaskRunner
+from .tree_filter import FilterResult
+from .tree_model import TreeModel
+from .tree_view import ModuleTreeView
+
+if TYPE_CHECKING:
+    from engine.session import Session
+
+APP_NAME = "Weightsmith"
+
+
+def document_totals(session: Session) -> dict[str, Any]:
+    """Parameters, trainable parameters, bytes by dtype and devices, each tensor once."""
+    totals: dict[str, Any] = {"parameters": 0, "trainable": 0, "bytes_by_dtype": {},
+                              "devices": set()}
+    by_dtype = totals["bytes_by_dtype"]
+    if session.model is not None:
+        seen: set[int] = set()
+        for kind, tensors in (("parameter", session.model.parameters()),
+                              ("buffer", session.model.buffers())):
+            for tensor in tensors:
+                if id(tensor) in seen:
+                    continue
+                seen.add(id(tensor))
+                count = tensor.numel()
+                if kind == "parameter":
+                    totals["parameters"] += count
+                    if tensor.requires_grad:
+                        totals["trainable"] += count
+                name = dtype_name(tensor.dtype)
+                by_dtype[name] = by_dtype.get(name, 0) + count * tensor.element_size()
+                totals["devices"].add(str(tensor.device))
+    else:
+        assert session.checkpoint is not None
+        slots = {id(slot): slot for slot in session.checkpoint.entries.values()}
+        for slot in slots.values():
+            totals["parameters"] += slot.numel
+            name = dtype_name(slot.dtype)
+            by_dtype[name] = by_dtype.get(name, 0) + slot.nbytes
+            totals["devices"].add(str(slot.tensor.device) if slot.loaded else "cpu")
+    return totals
+
+
+def _optional_panel(module: str, cls: str) -> Any:
+    """A panel class built by another part of the project, or None while it is missing."""
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError):
+        return None
+
+
+class MainWindow(QMainWindow):
+    """Weightsmith's main window.
+
+    Parameters
+    ----------
+    settings : where layout and recent files are kept (default: the user's settings)
+    journal : the crash journal of this process (default: one in the config dir)
+
+    Signals
+    -------
+    session_changed(object) : a new document (a Session, or None) is shown
+    """
+
+    session_changed = Signal(object)
+
+    def __init__(self, settings: Settings | None = None, journal: Journal | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings or Settings()
+        self.journal = journal or Journal()
+        self.session: Session | None = None
+        #: how the document was opened (an engine.journal open request), for the journal
+        self.request: dict[str, Any] | None = None
+        #: where Save writes without asking (None: Save asks for a place)
+        self.document_path: str | None = None
+        self.setWindowIcon(icon("app"))
+        self.setAcceptDrops(True)
+        self.setDockNestingEnabled(True)
+        self.resize(1280, 800)
+
+        self.tasks = TaskRunner(self)
+        self.tree_model = TreeModel(parent=self)
+        self.tree = ModuleTreeView(self)
+        self.tree.set_tree_model(self.tree_model)
+        self.tree.selection_changed.connect(self._on_selection_changed)
+        self.filter_edit = QLineEdit(self)
+        self.filter_edit.setPlaceholderText("Filter: part of a name, a glob (*.bias) or "
+                                            "type:Conv2d")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.textChanged.connect(self._on_filter_text)
+        self._filter_timer = QTimer(self)
+        self._filter_timer.setSingleShot(True)
+        self._filter_timer.setInterval(250)
+        self._filter_timer.timeout.connect(self.apply_filter)
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(4, 4, 4, 0)
+        layout.addWidget(self.filter_edit)
+        layout.addWidget(self.tree, 1)
+        self.setCentralWidget(central)
+
+        self.inspector = Inspector(self)
+        self.inspector.error.connect(self.show_error)
+        self.history_panel = HistoryPanel(self)
+        self.history_panel.error.connect(self.show_error)
+        plot_class = _optional_panel("gui.plots.panel", "PlotPanel")
+        self.plots: Any = plot_class(self) if plot_class is not None else None
+        training_class = _optional_panel("gui.training_panel", "TrainingPanel")
+        self.training: Any = training_class(None, self) if training_class is not None else None
+
+        self.inspector_dock = self._dock("Inspector", "inspector", self.inspector,
+                                         Qt.DockWidgetArea.RightDockWidgetArea)
+        self.history_dock = self._dock("History", "history", self.history_panel,
+                                       Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.inspector_dock, self.history_dock)
+        self.inspector_dock.raise_()
+        plots_widget = self.plots if self.plots is not None else QLabel(
+            "Plots are not available in this build.", self)
+        self.plots_dock = self._dock("Plots", "plots", plots_widget,
+                                     Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.training_dock = None
+        if self.training is not None:
+            self.training_dock = self._dock("Test training", "training", self.training,
+                                            Qt.DockWidgetArea.BottomDockWidgetArea)
+            self.tabifyDockWidget(self.plots_dock, self.training_dock)
+            self.plots_dock.raise_()
+        self.resizeDocks([self.inspector_dock], [430], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.plots_dock], [300], Qt.Orientation.Vertical)
+
+        self.undo_action = QAction("Undo", self)
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+        self.undo_action.triggered.connect(self.undo)
+        self.redo_action = QAction("Redo", self)
+        self.redo_action.setShortcut(QKeySequence.StandardKey.Redo)
+        self.redo_action.triggered.connect(self.redo)
+        self.undo_action.setIcon(self.style().standardIcon(
+            self.style().StandardPixmap.SP_ArrowBack))
+        self.redo_action.setIcon(self.style().standardIcon(
+            self.style().StandardPixmap.SP_ArrowForward))
+
+        self.edit_actions = EditActions(self)
+        self.file_actions = FileActions(self)
+        self._build_menus()
+        self._build_toolbar()
+        self._build_status_bar()
+        self.tree.customContextMenuRequested.connect(self._show_context_menu)
+
+        self._totals_timer = QTimer(self)
+        self._totals_timer.setSingleShot(True)
+        self._totals_timer.setInterval(100)
+        self._totals_timer.timeout.connect(self.update_status)
+        self._restore_layout()
+        self.set_session(None)
+
+    # ------------------------------------------------------------------ layout
+    def _dock(self, title: str, name: str, widget: QWidget,
+              area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{name}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.file_actions.fill_menu(file_menu)
+        edit_menu = bar.addMenu("&Edit")
+        edit_menu.addAction(self.undo_action)
+        edit_menu.addAction(self.redo_action)
+        edit_menu.addSeparator()
+        self.edit_actions.fill_menu(edit_menu)
+        view_menu = bar.addMenu("&View")
+        for dock in (self.inspector_dock, self.history_dock, self.plots_dock,
+                     self.training_dock):
+            if dock is not None:
+                view_menu.addAction(dock.toggleViewAction())
+        view_menu.addSeparator()
+        find = view_menu.addAction("Filter the Tree")
+        find.setShortcut(QKeySequence.StandardKey.Find)
+        find.triggered.connect(lambda: (self.filter_edit.setFocus(),
+                                        self.filter_edit.selectAll()))
+        collapse = view_menu.addAction("Collapse All")
+        collapse.triggered.connect(self.tree.collapseAll)
+        if self.plots is not None and hasattr(self.plots, "show_overview"):
+            overview = view_menu.addAction("Layer Overview")
+            overview.setToolTip("One bar per layer, to spot a badly initialized layer")
+            overview.triggered.connect(self._show_overview)
+        help_menu = bar.addMenu("&Help")
+        about = help_menu.addAction("About Weightsmith")
+        about.triggered.connect(lambda: base.show_info(
+            self, "About Weightsmith",
+            "Weightsmith: edit PyTorch models and checkpoints with exact undo, "
+            "replayable recipes and safe file handling."))
+
+    def _build_toolbar(self) -> None:
+        toolbar = QToolBar("Main", self)
+        toolbar.setObjectName("toolbar_main")
+        toolbar.setIconSize(QSize(20, 20))
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.file_actions.fill_toolbar(toolbar)
+        toolbar.addSeparator()
+        toolbar.addAction(self.undo_action)
+        toolbar.addAction(self.redo_action)
+        toolbar.addSeparator()
+        self.edit_actions.fill_toolbar(toolbar)
+        self.addToolBar(toolbar)
+        self.toolbar = toolbar
+
+    def _build_status_bar(self) -> None:
+        status = self.statusBar()
+        self.params_label = QLabel(self)
+        self.memory_label = QLabel(self)
+        self.mode_label = QLabel(self)
+        self.device_label = QLabel(self)
+        status.addPermanentWidget(self.tasks)
+        for label in (self.params_label, self.memory_label, self.mode_label, self.device_label):
+            status.addPermanentWidget(label)
+
+    def _restore_layout(self) -> None:
+        geometry, state = self.settings.window_state()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
+
+    def save_layout(self) -> None:
+        """Store the window's geometry and dock layout in the settings."""
+        self.settings.set_window_state(self.saveGeometry(), self.saveState())
+        self.settings.sync()
+
+    # ------------------------------------------------------------------ the document
+    def set_session(self, session: Session | None, request: dict[str, Any] | None = None,
+                    path: str | None = None) -> None:
+        """Show `session`, opened as `request` (for the journal) from `path` (for Save)."""
+        old = self.session
+        if old is not None:
+            events = old.events
+            events.history_changed.disconnect(self._on_history_changed)
+            events.notice.disconnect(self._on_notice)
+            for event in (events.tensors_changed, events.flags_changed,
+                          events.structure_changed):
+                event.disconnect(self._on_document_changed)
+        self.session = session
+        self.request = request
+        self.document_path = path
+        self.filter_edit.blockSignals(True)
+        self.filter_edit.clear()
+        self.filter_edit.blockSignals(False)
+        self.tree_model.set_session(session)
+        self.inspector.set_session(session)
+        self.history_panel.set_session(session)
+        for panel in (self.plots, self.training):
+            if panel is not None and hasattr(panel, "set_session"):
+                panel.set_session(session)
+        if session is not None:
+            events = session.events
+            events.history_changed.connect(self._on_history_changed)
+            events.notice.connect(self._on_notice)
+            for event in (events.tensors_changed, events.flags_changed,
+                          events.structure_changed):
+                event.connect(self._on_document_changed)
+            self.tree.expand_path("")
+            self.journal.opened(request)
+        else:
+            self.journal.opened(None)
+        self._on_history_changed()
+        self.update_status()
+        self.edit_actions.update_enabled()
+        self.file_actions.update_enabled()
+        self.session_changed.emit(session)
+
+    def document_name(self) -> str:
+        """The name shown in the title: the file, or what was opened."""
+        if self.document_path:
+            return Path(self.document_path).name
+        if self.request is not None:
+            return describe_request(self.request)
+        return "Untitled" if self.session is not None else ""
+
+    def _update_title(self) -> None:
+        name = self.document_name()
+        self.setWindowTitle(f"{name}[*] — {APP_NAME}" if name else APP_NAME)
+        self.setWindowModified(bool(self.session is not None and self.session.is_modified))
+
+    # ------------------------------------------------------------------ undo / redo
+    def undo(self) -> None:
+        """Undo the last step (the Undo action)."""
+        if self.session is not None and self.session.history.can_undo:
+            try:
+                self.session.undo()
+            except EditError as error:
+                self.show_error(str(error))
+
+    def redo(self) -> None:
+        """Redo the last undone step (the Redo action)."""
+        if self.session is not None and self.session.history.can_redo:
+            try:
+                self.session.redo()
+            except EditError as error:
+                self.show_error(str(error))
+
+    def _on_history_changed(self) -> None:
+        session = self.session
+        undo_label = session.history.undo_label if session is not None else None
+        redo_label = session.history.redo_label if session is not None else None
+        self.undo_action.setText(f"Undo {undo_label}" if undo_label else "Undo")
+        self.redo_action.setText(f"Redo {redo_label}" if redo_label else "Redo")
+        self.undo_action.setEnabled(bool(session is not None and session.can_undo))
+        self.redo_action.setEnabled(bool(session is not None and session.can_redo))
+        self._update_title()
+        if session is not None:
+            self.journal.write(session)
+
+    def _on_notice(self, text: str) -> None:
+        self.statusBar().showMessage(text, 10000)
+
+    # ------------------------------------------------------------------ status
+    def _on_document_changed(self, *args: object) -> None:
+        self._totals_timer.start()
+        self.edit_actions.update_enabled()
+
+    def update_status(self) -> None:
+        """Show totals, memory by dtype, mode and device in the status bar."""
+        session = self.session
+        if session is None:
+            for label in (self.params_label, self.memory_label, self.mode_label,
+                          self.device_label):
+                label.setText("")
+            return
+        totals = document_totals(session)
+        if session.model is not None:
+            self.params_label.setText(
+                f"Parameters: {format_short_count(totals['parameters'])} "
+                f"(trainable {format_short_count(totals['trainable'])})")
+            self.params_label.setToolTip(f"{format_count(totals['parameters'])} parameters, "
+                                         f"{format_count(totals['trainable'])} trainable")
+        else:
+            self.params_label.setText(f"Elements: {format_short_count(totals['parameters'])}")
+            self.params_label.setToolTip(f"{format_count(totals['parameters'])} elements")
+        memory = sorted(totals["bytes_by_dtype"].items(), key=lambda item: -item[1])
+        self.memory_label.setText(" · ".join(f"{dtype} {format_bytes(nbytes)}"
+                                             for dtype, nbytes in memory[:3]))
+        self.memory_label.setToolTip("\n".join(f"{dtype}: {format_bytes(nbytes)}"
+                                               for dtype, nbytes in memory))
+        self.mode_label.setText(f"Mode: {session.mode}")
+        self.mode_label.setToolTip("model: a live module is edited; checkpoint: bare tensors "
+                                   "(attach an architecture for module edits)")
+        self.device_label.setText("Device: " + (", ".join(sorted(totals["devices"])) or "–"))
+
+    # ------------------------------------------------------------------ selection
+    def selected_paths(self) -> list[str]:
+        """Dotted paths of the selected tree rows."""
+        return self.tree.selected_paths()
+
+    def current_path(self) -> str | None:
+        """Dotted path of the current tree row."""
+        return self.tree.current_path()
+
+    def select_paths(self, paths: list[str], current: str | None = None) -> None:
+        """Select rows by dotted name (their ancestors are expanded)."""
+        self.tree.select_paths(paths, current)
+
+    def _on_selection_changed(self, paths: list[str], current: str | None) -> None:
+        self.inspector.show_path(current)
+        if self.plots is not None and hasattr(self.plots, "show_tensor"):
+            name = current if current is not None and self._is_tensor(current) else None
+            self.plots.show_tensor(name)
+        self.edit_actions.update_enabled()
+
+    def _is_tensor(self, path: str) -> bool:
+        info = self.tree_model.info_of(self.tree_model.index_of(path))
+        return info is not None and info.is_tensor
+
+    def _show_overview(self) -> None:
+        if self.plots is not None:
+            self.plots_dock.show()
+            self.plots_dock.raise_()
+            self.plots.show_overview()
+
+    def _show_context_menu(self, position: Any) -> None:
+        menu = QMenu(self)
+        self.edit_actions.fill_context_menu(menu)
+        menu.exec(self.tree.viewport().mapToGlobal(position))
+
+    # ------------------------------------------------------------------ filter
+    def _on_filter_text(self, text: str) -> None:
+        self._filter_timer.start()
+
+    def apply_filter(self) -> None:
+        """Filter the tree by the filter box's text now (it also follows typing)."""
+        self._filter_timer.stop()
+        text = self.filter_edit.text().strip()
+        if self.session is None or not text:
+            self.tree_model.set_filter(None)
+            if self.session is not None:
+                self.tree.expand_path("")
+            return
+        result = FilterResult.build(self.session, text)
+        self.tree_model.set_filter(result)
+        for path in result.expand_paths():
+            self.tree.expand_path(path)
+        self.statusBar().showMessage(f"{len(result.matched):,} match(es) for '{text}'", 5000)
+
+    # ------------------------------------------------------------------ errors
+    def show_error(self, message: str) -> None:
+        """Show one clear line about what went wrong; the app keeps going."""
+        base.show_error(self, message)
+
+    # ------------------------------------------------------------------ drag and drop
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+        if urls and urls[0].isLocalFile():
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        urls = [url for url in event.mimeData().urls() if url.isLocalFile()]
+        if not urls:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.file_actions.open_path(urls[0].toLocalFile())
+
+    # ------------------------------------------------------------------ closing
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.file_actions.confirm_discard("quitting"):
+            event.ignore()
+            return
+        self.tasks.stop()
+        self.inspector.close_session()
+        for panel in (self.plots, self.training):
+            if panel is not None and hasattr(panel, "set_session"):
+                panel.set_session(None)
+        self.save_layout()
+        session_was = self.session
+        self.set_session(None)
+        if session_was is not None:
+            self.journal.clear()  # a clean exit: nothing to restore next time
+        event.accept()

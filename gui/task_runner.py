@@ -1,0 +1,115 @@
+"""Long document work (open, save, load) off the GUI thread, shown in the status bar.
+
+One document task runs at a time: a progress bar, its text and a Cancel button
+appear in the status bar while it runs. Results come back as Qt signals in the
+GUI thread, where the callbacks given to `run` handle them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+
+from .workers import Task
+
+
+class TaskRunner(QWidget):
+    """Runs one Task at a time and shows its progress with a Cancel button.
+
+    Signals
+    -------
+    finished(str, str) : a task ended: its name and 'succeeded', 'failed' or 'cancelled'
+    """
+
+    finished = Signal(str, str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.task: Task | None = None
+        self.label = QLabel(self)
+        self.bar = QProgressBar(self)
+        self.bar.setRange(0, 1000)
+        self.bar.setMaximumWidth(220)
+        self.bar.setTextVisible(False)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setToolTip("Stop at the next safe point; nothing is changed")
+        self.cancel_button.clicked.connect(self.cancel)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.label)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.cancel_button)
+        self.hide()
+
+    @property
+    def busy(self) -> bool:
+        return self.task is not None
+
+    def run(self, function: Callable[..., Any], *args: Any, name: str, text: str,
+            on_success: Callable[[Any], None],
+            on_failure: Callable[[str], None] | None = None,
+            on_cancel: Callable[[], None] | None = None, **kwargs: Any) -> Task:
+        """Start `function(*args, progress=..., **kwargs)` in the background.
+
+        Raises
+        ------
+        RuntimeError : another task is still running (check `busy` first)
+        """
+        if self.task is not None:
+            raise RuntimeError(f"{self.task.name} is still running")
+        task = Task(function, *args, name=name, parent=self, **kwargs)
+        self.task = task
+        task.progressed.connect(self._on_progress)
+
+        def succeeded(result: Any) -> None:
+            self._end(task, "succeeded")
+            on_success(result)
+
+        def failed(message: str) -> None:
+            self._end(task, "failed")
+            if on_failure is not None:
+                on_failure(message)
+
+        def cancelled() -> None:
+            self._end(task, "cancelled")
+            if on_cancel is not None:
+                on_cancel()
+
+        task.succeeded.connect(succeeded)
+        task.failed.connect(failed)
+        task.cancelled.connect(cancelled)
+        self.label.setText(text)
+        self.bar.setValue(0)
+        self.cancel_button.setEnabled(True)
+        self.show()
+        task.start()
+        return task
+
+    def cancel(self) -> None:
+        """Ask the running task to stop."""
+        if self.task is not None:
+            self.task.cancel()
+            self.cancel_button.setEnabled(False)
+            self.label.setText(f"{self.label.text()} (cancelling…)")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Cancel the running task and wait for its thread (the window is closing)."""
+        task = self.task
+        if task is not None:
+            task.cancel()
+            task.wait(timeout)
+
+    def _on_progress(self, fraction: float, text: str) -> None:
+        self.bar.setValue(int(fraction * 1000))
+        if text:
+            self.bar.setToolTip(text)
+
+    def _end(self, task: Task, outcome: str) -> None:
+        if task is self.task:
+            self.task = None
+            self.hide()
+        task.deleteLater()
+        self.finished.emit(task.name, outcome)

@@ -1,0 +1,160 @@
+"""The tree view: keeps expansion and selection as dotted names across edits and undo.
+
+The model rebuilds rows under a path on a structure change; this view records which
+rows under it were expanded and selected (by dotted name, never as QModelIndex) just
+before, and puts them back just after, fetching rows on the way when needed.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, Signal
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView, QWidget
+
+from .tree_model import COLUMNS, NAME, TreeModel
+
+#: starting widths of the columns, in average character widths
+_WIDTHS = {"Name": 22, "Type": 14, "Shape": 14, "Dtype": 9, "Parameters": 11, "Trainable": 8,
+           "Tie group": 16}
+
+
+class ModuleTreeView(QTreeView):
+    """A QTreeView over a TreeModel with name-based state.
+
+    Signals
+    -------
+    selection_changed(list, object) : the selected dotted paths, and the current one or None
+    """
+
+    selection_changed = Signal(list, object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setUniformRowHeights(True)  # row heights never need every row's data
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.setAlternatingRowColors(True)
+        self.setAnimated(False)
+        self.setAllColumnsShowFocus(True)
+        self.setExpandsOnDoubleClick(True)
+        self._saved_expanded: set[str] = set()
+        self._saved_selected: list[str] = []
+        self._saved_current: str | None = None
+        self._restoring = 0
+
+    # ------------------------------------------------------------------ model
+    def tree_model(self) -> TreeModel | None:
+        model = self.model()
+        return model if isinstance(model, TreeModel) else None
+
+    def set_tree_model(self, model: TreeModel) -> None:
+        """Show `model`; columns get readable starting widths."""
+        self.setModel(model)
+        model.subtree_about_to_change.connect(self._save_state)
+        model.subtree_changed.connect(self._restore_state)
+        self.selectionModel().selectionChanged.connect(self._on_selection_changed)
+        self.selectionModel().currentRowChanged.connect(self._on_selection_changed)
+        header = self.header()
+        header.setStretchLastSection(True)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        metrics = self.fontMetrics()
+        for column, title in enumerate(COLUMNS):
+            header.resizeSection(column, metrics.averageCharWidth() * _WIDTHS[title] + 12)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+
+    # ------------------------------------------------------------------ state by name
+    def expanded_paths(self) -> set[str]:
+        """Dotted paths of the expanded rows."""
+        model = self.tree_model()
+        if model is None:
+            return set()
+        return {path for path in model.materialized_paths()
+                if self.isExpanded(model.index_of(path))}
+
+    def selected_paths(self) -> list[str]:
+        """Dotted paths of the selected rows, in the order they appear."""
+        model = self.tree_model()
+        if model is None or self.selectionModel() is None:
+            return []
+        rows = self.selectionModel().selectedRows(NAME)
+        paths = [model.path_of(index) for index in rows]
+        order = {path: position for position, path in enumerate(model.materialized_paths())}
+        return sorted((p for p in paths if p is not None), key=lambda p: order.get(p, -1))
+
+    def current_path(self) -> str | None:
+        """Dotted path of the current row, or None."""
+        model = self.tree_model()
+        index = self.currentIndex()
+        if model is None or not index.isValid():
+            return None
+        return model.path_of(index)
+
+    def expand_path(self, path: str) -> None:
+        """Expand the row for `path` and its ancestors (building rows as needed)."""
+        model = self.tree_model()
+        if model is None:
+            return
+        index = model.index_for_path(path)
+        chain = []
+        while index.isValid():
+            chain.append(index)
+            index = index.parent()
+        for item in reversed(chain):
+            self.expand(item)
+
+    def select_paths(self, paths: list[str], current: str | None = None) -> None:
+        """Select these rows (building and expanding their ancestors) and make one current."""
+        model = self.tree_model()
+        if model is None:
+            return
+        selection = QItemSelection()
+        for path in paths:
+            index = model.index_for_path(path)
+            if not index.isValid():
+                continue
+            parent = index.parent()
+            if parent.isValid():
+                self.expand_path(model.path_of(parent) or "")
+            last = index.sibling(index.row(), len(COLUMNS) - 1)
+            selection.select(index, last)
+        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect
+        self.selectionModel().select(selection, flags)
+        target = current if current is not None else (paths[-1] if paths else None)
+        if target is not None:
+            index = model.index_for_path(target)
+            if index.isValid():
+                self.selectionModel().setCurrentIndex(
+                    index, QItemSelectionModel.SelectionFlag.NoUpdate)
+                self.scrollTo(index)
+
+    def _save_state(self, path: str) -> None:
+        if self._restoring:
+            return
+        self._saved_expanded = self.expanded_paths()
+        self._saved_selected = self.selected_paths()
+        self._saved_current = self.current_path()
+
+    def _restore_state(self, path: str) -> None:
+        model = self.tree_model()
+        if model is None:
+            return
+        self._restoring += 1
+        try:
+            for expanded in sorted(self._saved_expanded, key=lambda p: (p.count("."), p)):
+                index = model.index_for_path(expanded)
+                if index.isValid():
+                    self.expand(index)
+            if self._saved_selected or self._saved_current:
+                still = [p for p in self._saved_selected if model.index_for_path(p).isValid()]
+                current = self._saved_current
+                if current is not None and not model.index_for_path(current).isValid():
+                    current = None
+                self.select_paths(still, current)
+        finally:
+            self._restoring -= 1
+        self._on_selection_changed()
+
+    def _on_selection_changed(self, *args: object) -> None:
+        if self._restoring:
+            return
+        self.selection_changed.emit(self.selected_paths(), self.current_path())

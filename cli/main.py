@@ -52,6 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "run", None):
         parser.print_help()
         return EXIT_ERROR
+    # Seeds that recipes leave out are drawn from torch's global generator: seeding it
+    # makes every command reproducible from run to run.
+    import torch
+
+    torch.manual_seed(0)
     try:
         return int(args.run(args) or 0)
     except WeightsmithError as error:

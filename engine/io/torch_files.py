@@ -59,7 +59,7 @@ def load_pickle(path: Path, *, trust: bool = False) -> Any:
     ------
     FileError : unreadable, damaged, or needing code to load without `trust`
     """
-    from .trust import refusal_message
+    from .trust import refusal_message, unsafe_globals
 
     mmap = is_zip_checkpoint(path)
     try:
@@ -67,7 +67,10 @@ def load_pickle(path: Path, *, trust: bool = False) -> Any:
             return torch.load(path, map_location="cpu", weights_only=not trust, mmap=mmap)
     except pickle.UnpicklingError as error:
         if not trust and "weights only" in str(error).lower():
-            raise FileError(path, refusal_message(path)) from None
+            if set(unsafe_globals(path)) - {"<unreadable>"}:
+                raise FileError(path, refusal_message(path)) from None
+            raise FileError(path, "not a readable PyTorch checkpoint (damaged, or not written "
+                            "by torch.save)") from None
         raise FileError(path, f"not a readable PyTorch checkpoint ({_first_line(error)})") from None
     except MemoryError:
         raise FileError(path, "not a readable PyTorch checkpoint (it asks for more memory "

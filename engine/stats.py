@@ -30,10 +30,15 @@ if TYPE_CHECKING:
 
 #: tensors up to this many elements get exact statistics by default
 EXACT_LIMIT = 16 * 2**20
-#: elements a sampled summary or histogram is computed from by default
+#: elements a sampled summary is computed from by default
 SAMPLE_SIZE = 2**20
+#: elements a sampled histogram counts by default: 2,600 per bin of 100 is plenty for
+#: the eye, and gathering scattered elements of a huge tensor is what costs
+HISTOGRAM_SAMPLE = 2**18
 #: elements read (and converted) per step; bounds the memory a summary needs
 CHUNK = 4 * 2**20
+#: elements gathered between two cancellation checks when sampling
+SAMPLE_PIECE = 2**17
 #: the largest side of a heatmap preview, in pixels
 PREVIEW_SIDE = 1024
 #: what a layer overview can plot
@@ -101,7 +106,8 @@ def _no_data(tensor: torch.Tensor) -> bool:
 
 
 # ---------------------------------------------------------------------- sampling
-def sample(tensor: torch.Tensor, k: int = SAMPLE_SIZE, seed: int = 0) -> torch.Tensor:
+def sample(tensor: torch.Tensor, k: int = SAMPLE_SIZE, seed: int = 0, *,
+           progress: Progress | None = None) -> torch.Tensor:
     """Draw a uniform random sample of a tensor's elements as a 1-D float64 tensor.
 
     Each element is drawn independently and uniformly (with replacement), by drawing
@@ -114,6 +120,8 @@ def sample(tensor: torch.Tensor, k: int = SAMPLE_SIZE, seed: int = 0) -> torch.T
     tensor : any real, bool or complex tensor (complex: magnitudes)
     k : how many elements to draw
     seed : the same seed gives the same sample
+    progress : reports the fraction gathered; raises `Cancelled` when cancelled (the
+        gather goes in pieces, as reading a memory-mapped file's pages can take long)
 
     Returns
     -------
@@ -123,13 +131,16 @@ def sample(tensor: torch.Tensor, k: int = SAMPLE_SIZE, seed: int = 0) -> torch.T
         raise ValueError(f"sample: k must be at least 1, got {k}")
     work = _work_dtype(tensor.device)
     if tensor.numel() <= k:
-        values = tensor.reshape(-1)
-    else:
-        generator = torch.Generator().manual_seed(seed)
-        coords = tuple(torch.randint(0, size, (k,), generator=generator)
-                       .to(tensor.device) for size in tensor.shape)
-        values = tensor[coords]
-    return _real(values).to(work)
+        return _real(tensor.reshape(-1)).to(work)
+    generator = torch.Generator().manual_seed(seed)
+    coords = [torch.randint(0, size, (k,), generator=generator).to(tensor.device)
+              for size in tensor.shape]
+    values = torch.empty(k, dtype=work, device=tensor.device)
+    for start in range(0, k, SAMPLE_PIECE):
+        piece = tuple(coord[start:start + SAMPLE_PIECE] for coord in coords)
+        values[start:start + SAMPLE_PIECE] = _real(tensor[piece])
+        report(progress, min(start + SAMPLE_PIECE, k) / k, "sample")
+    return values
 
 
 # ---------------------------------------------------------------------- statistics
@@ -343,9 +354,10 @@ def _extremes(tensor: torch.Tensor,
 def histogram(
     tensor: torch.Tensor,
     bins: int = 100,
-    sample_limit: int = SAMPLE_SIZE,
+    sample_limit: int = HISTOGRAM_SAMPLE,
     *,
     seed: int = 0,
+    progress: Progress | None = None,
 ) -> Histogram:
     """Count a tensor's finite values in equal-width bins between their min and max.
 
@@ -360,6 +372,7 @@ def histogram(
     bins : the number of bins for float data
     sample_limit : the most elements counted; also the sample size above it
     seed : seed of the sample
+    progress : reports the fraction sampled; raises `Cancelled` when cancelled
 
     Returns
     -------
@@ -373,8 +386,8 @@ def histogram(
         return Histogram(torch.zeros(0, dtype=torch.int64),
                          torch.zeros(0, dtype=torch.float64), False)
     with torch.no_grad():
-        values = sample(tensor.detach(), sample_limit, seed).cpu()
-    values = values[torch.isfinite(values)]
+        values = sample(tensor.detach(), sample_limit, seed, progress=progress).cpu()
+    values = torch.masked_select(values, torch.isfinite(values))
     if values.numel() == 0:
         return Histogram(torch.zeros(0, dtype=torch.int64),
                          torch.zeros(0, dtype=torch.float64), sampled)
@@ -541,20 +554,21 @@ def filter_grid(weight4d: torch.Tensor, *, max_filters: int = 64, max_channels: 
                                 max_channels=max_channels, gap=gap)
     if 0 in weight4d.shape:
         raise ValueError(f"filter grid: the weight {tuple(weight4d.shape)} has no kernels")
-    grid_rows = math.ceil(layout.filters / layout.columns)
-    image = torch.full((grid_rows * layout.cell_height - gap,
-                        layout.columns * layout.cell_width - gap), math.nan, dtype=torch.float32)
     with torch.no_grad():
         kernels = weight4d.detach()[:layout.filters, :layout.channels]
         kernels = _real(kernels).to(torch.float32).cpu()
-    kh, kw = layout.kernel_height, layout.kernel_width
-    for number in range(layout.filters):
-        top = (number // layout.columns) * layout.cell_height
-        left = (number % layout.columns) * layout.cell_width
-        for channel in range(layout.channels):
-            x = left + channel * (kw + gap)
-            image[top:top + kh, x:x + kw] = kernels[number, channel]
-    return image
+    filters, channels, kh, kw = kernels.shape
+    rows = math.ceil(filters / layout.columns)
+    # Every kernel padded with a NaN gap on its right and bottom, cells padded up to a
+    # full last row, then one reshape: no Python loop over thousands of kernels.
+    cells = torch.full((rows * layout.columns, channels, kh + gap, kw + gap), math.nan,
+                       dtype=torch.float32)
+    cells[:filters, :, :kh, :kw] = kernels
+    cells = cells.permute(0, 2, 1, 3).reshape(rows, layout.columns, kh + gap,
+                                              channels * (kw + gap))
+    image = cells.permute(0, 2, 1, 3).reshape(rows * (kh + gap),
+                                              layout.columns * channels * (kw + gap))
+    return image[:image.shape[0] - gap, :image.shape[1] - gap].contiguous()
 
 
 def filter_grid_position(layout: GridLayout, row: int,

@@ -1,25 +1,46 @@
-"""Plot computations, one current job per kind, small ones at once and big ones off the GUI thread.
+"""Plot computations, one current job per kind, small ones at once and big ones in a worker.
 
-A new job of a kind supersedes the previous one: the old Task is asked to cancel and
-whatever it still delivers is ignored, so a quick run of selections only ever draws
-the last one. Results are always delivered in the GUI thread.
+A new job of a kind supersedes the previous one: the old job is cancelled (dropped if
+it has not started, stopped at its next safe point if it has) and whatever it still
+delivers is ignored, so a quick run of selections only ever draws the last one.
+Results are always delivered in the GUI thread.
+
+Background jobs run one at a time in a single worker thread, in the order they were
+asked for. One thread rather than one per job: on a machine with two cores, a few
+superseded computations running side by side starve the GUI thread, and starting a
+thread waits for the CPU; a queue drops superseded jobs before they cost anything.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
+import traceback
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
 from engine.errors import WeightsmithError
-from gui.workers import Task
+from engine.progress import Cancelled, Progress
 
 Done = Callable[[Any], None]
 Failed = Callable[[str], None]
 
-#: seconds `shutdown` waits for each running job to stop
+#: seconds `shutdown` waits for the worker to finish its current job
 SHUTDOWN_WAIT = 5.0
+#: errors a computation reports as one line (anything else is a bug: also printed)
+EXPECTED_ERRORS = (WeightsmithError, ValueError, RuntimeError, OSError, MemoryError)
+
+
+@dataclass(eq=False)
+class _Job:
+    kind: str
+    function: Callable[..., Any]
+    done: Done
+    failed: Failed
+    progress: Progress = field(default_factory=Progress)
 
 
 class Jobs(QObject):
@@ -27,50 +48,55 @@ class Jobs(QObject):
 
     Signals
     -------
-    busy_changed(bool) : whether any background job is running
-    progressed(float, str) : progress of the latest background job
+    busy_changed(bool) : whether any background job is still to deliver
+    progressed(float, str) : progress of the current background job
     """
 
     busy_changed = Signal(bool)
     progressed = Signal(float, str)
+    # Emitted by the worker thread; Qt queues them to this object's (the GUI) thread.
+    _finished = Signal(object, str, object)
+    _reported = Signal(object, float, str)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._current: dict[str, tuple[Task, Done, Failed]] = {}
-        #: every Task whose `done` has not arrived yet, current or superseded. Tasks
-        #: have no Qt parent, so closing the panel cannot delete one under its thread.
-        self._live: set[Task] = set()
+        self._current: dict[str, _Job] = {}
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._running: _Job | None = None  # read by tests and shutdown; set by the worker
+        self._finished.connect(self._on_finished)
+        self._reported.connect(self._on_reported)
 
+    # ------------------------------------------------------------------ API
     def run(self, kind: str, function: Callable[..., Any], done: Done, failed: Failed, *,
             background: bool) -> None:
         """Compute `function(progress=...)` and hand its result to `done` (or an error line
-        to `failed`), in the GUI thread; supersede the running job of `kind`."""
+        to `failed`), in the GUI thread; supersede the job of `kind` still to deliver."""
         self.cancel(kind)
         if not background:
             try:
                 result = function(progress=None)
-            except (WeightsmithError, ValueError, RuntimeError, MemoryError) as error:
+            except EXPECTED_ERRORS as error:
                 failed(_one_line(error))
                 return
             done(result)
             return
-        task = Task(function, name=kind)
-        self._current[kind] = (task, done, failed)
-        self._live.add(task)
-        task.succeeded.connect(self._on_succeeded)
-        task.failed.connect(self._on_failed)
-        task.progressed.connect(self._on_progressed)
-        task.done.connect(self._on_done)
+        job = _Job(kind, function, done, failed)
+        job.progress = Progress(lambda fraction, text: self._report(job, fraction, text))
         was_busy = self.busy
-        task.start()
+        self._current[kind] = job
+        self._ensure_worker()
+        self._queue.put(job)
         if not was_busy:
             self.busy_changed.emit(True)
 
     def cancel(self, kind: str) -> None:
-        """Stop caring about the job of `kind`; ask it to stop if it runs."""
-        entry = self._current.pop(kind, None)
-        if entry is not None:
-            entry[0].cancel()
+        """Forget the job of `kind`; stop it if it runs, drop it if it waits."""
+        job = self._current.pop(kind, None)
+        if job is not None:
+            job.progress.cancel()
+            if not self._current:
+                self.busy_changed.emit(False)
 
     def cancel_all(self) -> None:
         """Supersede every job."""
@@ -85,49 +111,75 @@ class Jobs(QObject):
     def busy(self) -> bool:
         return bool(self._current)
 
+    def worker_idle(self) -> bool:
+        """Whether the worker thread runs nothing (superseded work included)."""
+        return self._running is None and self._queue.empty()
+
     def shutdown(self) -> None:
-        """Cancel every job and wait for their threads to end (for close)."""
+        """Cancel every job, stop the worker thread and wait for it (for close)."""
         self.cancel_all()
-        for task in list(self._live):
-            task.wait(SHUTDOWN_WAIT)
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(SHUTDOWN_WAIT)
 
-    # ------------------------------------------------------------------ task signals
-    def _entry(self) -> tuple[str, Done, Failed] | None:
-        task = self.sender()
-        for kind, (current, done, failed) in self._current.items():
-            if current is task:
-                return kind, done, failed
-        return None  # superseded: its result no longer matters
+    # ------------------------------------------------------------------ worker thread
+    def _ensure_worker(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._work, name="weightsmith-plots",
+                                            daemon=True)
+            self._thread.start()
 
-    def _on_succeeded(self, result: Any) -> None:
-        entry = self._entry()
-        if entry is not None:
-            del self._current[entry[0]]
-            entry[1](result)
+    def _work(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            if job.progress.cancelled:
+                continue  # superseded before it started: costs nothing
+            self._running = job
+            try:
+                value = job.function(progress=job.progress)
+                outcome = "done"
+            except Cancelled:
+                value, outcome = None, "cancelled"
+            except EXPECTED_ERRORS as error:
+                value, outcome = _one_line(error), "failed"
+            except Exception as error:  # a bug; keep the worker alive and say so
+                traceback.print_exc()
+                value, outcome = f"unexpected {type(error).__name__}: {_one_line(error)}", "failed"
+            finally:
+                self._running = None
+            try:
+                self._finished.emit(job, outcome, value)
+            except RuntimeError:
+                return  # the Jobs object is gone (its widget was deleted): nobody listens
 
-    def _on_failed(self, message: str) -> None:
-        entry = self._entry()
-        if entry is not None:
-            del self._current[entry[0]]
-            entry[2](message)
+    def _report(self, job: _Job, fraction: float, text: str) -> None:
+        try:
+            self._reported.emit(job, fraction, text)
+        except RuntimeError:
+            job.progress.cancel()
 
-    def _on_progressed(self, fraction: float, text: str) -> None:
-        if self._entry() is not None:
-            self.progressed.emit(fraction, text)
-
-    def _on_done(self) -> None:
-        task = self.sender()
-        entry = self._entry()
-        if entry is not None:  # ended without result: cancelled
-            del self._current[entry[0]]
-        if task in self._live:
-            self._live.discard(task)  # type: ignore[arg-type]
-            task.deleteLater()
-        if not self.busy:
+    # ------------------------------------------------------------------ GUI thread
+    def _on_finished(self, job: _Job, outcome: str, value: Any) -> None:
+        if self._current.get(job.kind) is not job:
+            return  # superseded: its result no longer matters
+        del self._current[job.kind]
+        if not self._current:
             self.busy_changed.emit(False)
+        if outcome == "done":
+            job.done(value)
+        elif outcome == "failed":
+            job.failed(value)
+
+    def _on_reported(self, job: _Job, fraction: float, text: str) -> None:
+        if self._current.get(job.kind) is job:
+            self.progressed.emit(fraction, text)
 
 
 def _one_line(error: BaseException) -> str:
     if isinstance(error, MemoryError):
         return "out of memory"
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+    text = str(error)
+    return text.splitlines()[0] if text else type(error).__name__

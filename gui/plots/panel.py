@@ -66,7 +66,7 @@ class PlotPanel(QWidget):
     _structure_changed = Signal(str)
 
     def __init__(self, parent: QWidget | None = None, *,
-                 sample_limit: int = stats.SAMPLE_SIZE,
+                 sample_limit: int = stats.HISTOGRAM_SAMPLE,
                  background_limit: int = BACKGROUND_LIMIT,
                  preview_side: int = stats.PREVIEW_SIDE, bins: int = 100) -> None:
         super().__init__(parent)
@@ -306,11 +306,13 @@ class PlotPanel(QWidget):
         bins, limit = self.bins, self.sample_limit
 
         def compute(progress: Any = None) -> stats.Histogram:
-            return stats.histogram(tensor, bins=bins, sample_limit=limit)
+            return stats.histogram(tensor, bins=bins, sample_limit=limit, progress=progress)
 
         self.jobs.run("histogram", compute, self._on_histogram,
                       self._failed("histogram", self.histogram_view),
-                      background=self._background(min(tensor.numel(), limit)))
+                      # By the tensor's size, not the sample's: drawing a sample reads
+                      # scattered memory, and pages of a memory-mapped file.
+                      background=self._background(tensor.numel()))
 
     def _on_histogram(self, result: stats.Histogram) -> None:
         self._histogram = result

@@ -11,6 +11,7 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QPalette
 
 from engine import stats
+from engine.progress import Progress
 from engine.session import Session
 from gui.plots import PlotPanel
 from gui.plots.jobs import Jobs
@@ -195,23 +196,49 @@ def test_a_superseded_job_never_delivers_even_when_it_ends_last(qtbot):
     jobs = Jobs()
     release = threading.Event()
     delivered: list[str] = []
+    seen: list[Progress] = []
 
-    def slow(progress=None) -> str:
-        release.wait(WAIT_MS / 1000)
+    def slow(progress) -> str:
+        seen.append(progress)
+        release.wait(WAIT_MS / 1000)  # ignores cancel: it ends whenever it ends
         return "old"
 
     jobs.run("histogram", slow, delivered.append, delivered.append, background=True)
-    old_task = next(iter(jobs._live))
+    qtbot.waitUntil(lambda: bool(seen), timeout=WAIT_MS)  # it runs
     with qtbot.waitSignal(jobs.busy_changed, timeout=WAIT_MS,
                           check_params_cb=lambda busy: not busy):
-        jobs.run("histogram", lambda progress=None: "new", delivered.append, delivered.append,
+        jobs.run("histogram", lambda progress: "new", delivered.append, delivered.append,
                  background=True)
-        qtbot.waitUntil(lambda: delivered == ["new"], timeout=WAIT_MS)
+        assert seen[0].cancelled  # the old one was asked to stop
         release.set()
-    assert old_task.wait(WAIT_MS / 1000)
+    qtbot.waitUntil(jobs.worker_idle, timeout=WAIT_MS)
     qtbot.wait(20)
     assert delivered == ["new"]
-    assert old_task.progress.cancelled  # it was asked to stop
+    jobs.shutdown()
+
+
+def test_a_job_superseded_before_it_starts_never_runs(qtbot):
+    jobs = Jobs()
+    release = threading.Event()
+    calls: list[str] = []
+    delivered: list[str] = []
+
+    def job(name: str):
+        def run(progress) -> str:
+            calls.append(name)
+            if name == "blocker":
+                release.wait(WAIT_MS / 1000)
+            return name
+        return run
+
+    jobs.run("overview", job("blocker"), delivered.append, delivered.append, background=True)
+    jobs.run("heatmap", job("first"), delivered.append, delivered.append, background=True)
+    jobs.run("heatmap", job("second"), delivered.append, delivered.append, background=True)
+    release.set()
+    qtbot.waitUntil(lambda: not jobs.busy, timeout=WAIT_MS)
+    assert calls == ["blocker", "second"]
+    assert delivered == ["blocker", "second"]
+    jobs.shutdown()
 
 
 def test_a_failed_job_reports_one_line(qtbot):
@@ -222,10 +249,10 @@ def test_a_failed_job_reports_one_line(qtbot):
         raise ValueError("heatmap: index 9 out of range for dimension 0 of size 3\nmore")
 
     jobs.run("heatmap", broken, failures.append, failures.append, background=False)
-    assert failures == ["heatmap: index 9 out of range for dimension 0 of size 3"]
     jobs.run("heatmap", broken, failures.append, failures.append, background=True)
     qtbot.waitUntil(lambda: len(failures) == 2, timeout=WAIT_MS)
-    assert "index 9 out of range" in failures[1]
+    assert failures == ["heatmap: index 9 out of range for dimension 0 of size 3"] * 2
+    jobs.shutdown()
 
 
 # ---------------------------------------------------------------------- heatmap
@@ -382,7 +409,7 @@ def test_closing_while_a_background_job_runs_stops_it(make_panel, qtbot):
     assert panel.busy
     panel.close()
     assert not panel.busy
-    assert all(not task.is_running() for task in panel.jobs._live)
+    assert panel.jobs.worker_idle()
 
 
 def test_plots_follow_the_palette(make_panel):

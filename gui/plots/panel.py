@@ -194,16 +194,23 @@ class PlotPanel(QWidget):
         super().closeEvent(event)
 
     def _disconnect(self) -> None:
+        """Stop listening to the session (pure Python: safe after the widget was deleted)."""
         if self._session is not None:
             events = self._session.events
             events.tensors_changed.disconnect(self._forward_tensors_changed)
             events.structure_changed.disconnect(self._forward_structure_changed)
 
     def _forward_tensors_changed(self, names: list[str]) -> None:
-        self._tensors_changed.emit(list(names))
+        try:
+            self._tensors_changed.emit(list(names))
+        except RuntimeError:  # deleted with its parent, never closed: stop listening
+            self._disconnect()
 
     def _forward_structure_changed(self, path: str) -> None:
-        self._structure_changed.emit(path)
+        try:
+            self._structure_changed.emit(path)
+        except RuntimeError:
+            self._disconnect()
 
     # ------------------------------------------------------------------ session events
     def _on_tensors_changed(self, names: list[str]) -> None:
@@ -250,9 +257,14 @@ class PlotPanel(QWidget):
             self._clear_tensor_views(f"Cannot plot '{name}': {_first_line(error)}")
             self._show_tabs_for(None)
             return
-        self._tensor = tensor
         shape = tuple(tensor.shape)
         self.title.setText(f"{name}  {_shape_text(shape)}  {dtype_name(tensor.dtype)}")
+        if tensor.device.type == "meta":
+            self._tensor = None
+            self._clear_tensor_views("No data to plot: the tensor is on the meta device.")
+            self._show_tabs_for(None)
+            return
+        self._tensor = tensor
         if not keep_before:
             self._before = None
         self._show_tabs_for(shape)

@@ -424,3 +424,27 @@ def test_plots_follow_the_palette(make_panel):
     assert plot.backgroundBrush().color() == QColor(20, 20, 20)
     axis = plot.getPlotItem().getAxis("bottom")
     assert axis.textPen().color() == QColor(230, 230, 230)
+
+
+def test_a_panel_deleted_with_its_parent_stops_listening(qtbot):
+    from PySide6.QtWidgets import QWidget
+    from shiboken6 import delete
+
+    session = Session(seeded(MLP))
+    listeners = len(session.events.tensors_changed)
+    parent = QWidget()
+    panel = PlotPanel(parent)
+    panel.set_session(session)
+    panel.show_tensor("fc1.weight")
+    delete(parent)  # a docked panel is deleted with its window, without a close
+    session.apply({"op": "scale", "targets": ["fc1.weight"], "value": 2.0})  # no error
+    assert len(session.events.tensors_changed) == listeners
+
+
+def test_a_meta_tensor_gets_a_message(make_panel):
+    with torch.device("meta"):
+        model = MLP()
+    panel = make_panel()
+    panel.set_session(Session(model))
+    panel.show_tensor("fc1.weight")
+    assert "meta device" in panel.histogram_view.note.text()

@@ -31,7 +31,8 @@ class TrainReport:
 
     `steps` counts the optimizer steps done (fewer than `steps_planned` when the run was
     stopped); the loss and accuracy windows are the means over the first and last tenth
-    of the steps (at least one step each).
+    of the steps (at least one step each). Accuracy is measured on every step of runs
+    up to 1,000 steps, and on evenly spaced steps of longer ones (`accuracy_every`).
     """
 
     device: str
@@ -55,6 +56,8 @@ class TrainReport:
     loss_curve: list[tuple[int, float]] = field(default_factory=list)
     accuracy_start: float | None = None
     accuracy_end: float | None = None
+    #: accuracy is measured on every this-many-th step (1: every step; long runs sample)
+    accuracy_every: int = 1
     param_groups: list[dict[str, Any]] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     trainable_count: int = 0
@@ -134,7 +137,9 @@ class TrainReport:
             lines.append(f"loss: first {self.loss_first:.4g}, last {self.loss_last:.4g}; "
                          f"mean {self.loss_start:.4g} -> {self.loss_end:.4g}")
         if self.accuracy_start is not None:
-            lines.append(f"accuracy (training batches): {self.accuracy_start:.1%} -> "
+            sampled = (f", measured on 1 batch in {self.accuracy_every}"
+                       if self.accuracy_every > 1 else "")
+            lines.append(f"accuracy (training batches{sampled}): {self.accuracy_start:.1%} -> "
                          f"{self.accuracy_end:.1%}")
         for group in self.param_groups:
             lines.append(f"lr {group['lr']:.3g} (x{group['lr_multiplier']:g}) for "

@@ -34,11 +34,14 @@ from .config import TrainConfig
 from .data import DataSource, open_data
 from .model_io import first_line, kept_modes, logits_of, model_placement, probe, resolve_device
 from .report import TrainReport, smoothed_curve, window_mean
-from .task import batch_accuracy, check_targets, compute_loss, resolve_task
+from .task import batch_correct, check_targets, compute_loss, resolve_task
 
 if TYPE_CHECKING:
     from ..session import Session
 
+#: accuracy points measured per run at most: beyond, every k-th step is measured, so that
+#: the three small operations it costs stay a negligible part of a tiny model's step
+ACCURACY_POINTS = 1000
 #: why the session refuses edits while a run is in progress, and after it until decided
 RUNNING = "a test training is running"
 UNDECIDED = "a test training finished: keep or discard its weights first"
@@ -404,6 +407,7 @@ class _Loop:
         self.step = 0  # steps done
         self.losses: list[float] = []
         self.accuracies: list[float] = []
+        self.accuracy_steps: list[int] = []
         self.stop_reason = ""
         self.seconds = 0.0
 
@@ -433,20 +437,26 @@ class _Loop:
         batches = self.data.batches(self.batch_size, self.device, dtype, config.seed or 0)
         precision = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.precision)
         scaler = torch.amp.GradScaler(self.device.type) if config.precision == "fp16" else None
-        classify = task == "classification"
+        accuracy_stride = -(-self.planned // ACCURACY_POINTS) if task == "classification" else 0
         pending_loss: list[torch.Tensor] = []
-        pending_accuracy: list[torch.Tensor] = []
+        pending_correct: list[torch.Tensor] = []
+        pending_correct_steps: list[int] = []
+        rows = 0  # targets per batch: the accuracy's denominator
         started = last = time.perf_counter()
 
         def publish() -> bool:
             """Read the pending values (one sync), send them; False to stop."""
             first = len(self.losses) + 1
+            first_accuracy = len(self.accuracies)
             if pending_loss:
                 self.losses += torch.stack(pending_loss).float().tolist()
                 pending_loss.clear()
-            if pending_accuracy:
-                self.accuracies += torch.stack(pending_accuracy).tolist()
-                pending_accuracy.clear()
+            if pending_correct:
+                counts = torch.stack(pending_correct).tolist()
+                self.accuracies += [count / rows for count in counts]
+                self.accuracy_steps += pending_correct_steps
+                pending_correct.clear()
+                pending_correct_steps.clear()
             for offset, value in enumerate(self.losses[first - 1:]):
                 if value != value or value in (float("inf"), float("-inf")):
                     self.stop_reason = f"loss became {value} at step {first + offset}"
@@ -455,7 +465,8 @@ class _Loop:
                 on_metrics(Metrics(
                     self.step, self.planned,
                     [(first + i, v) for i, v in enumerate(self.losses[first - 1:])],
-                    [(first + i, v) for i, v in enumerate(self.accuracies[first - 1:])],
+                    list(zip(self.accuracy_steps[first_accuracy:],
+                             self.accuracies[first_accuracy:], strict=True)),
                     time.perf_counter() - started))
             if progress is not None:
                 text = f"step {self.step}/{self.planned}"
@@ -487,8 +498,10 @@ class _Loop:
                 loss.backward()
                 optimizer.step()
             pending_loss.append(loss.detach())
-            if classify:
-                pending_accuracy.append(batch_accuracy(logits.detach(), targets))
+            if accuracy_stride and self.step % accuracy_stride == 0:
+                pending_correct.append(batch_correct(logits, targets))
+                pending_correct_steps.append(self.step + 1)
+                rows = targets.numel()
             self.step += 1
             now = time.perf_counter()
             if now - last >= report_interval:
@@ -524,6 +537,7 @@ class _Loop:
         if self.accuracies:
             report.accuracy_start = window_mean(self.accuracies, first=True)
             report.accuracy_end = window_mean(self.accuracies, first=False)
+            report.accuracy_every = -(-self.planned // ACCURACY_POINTS)
         return report
 
 

@@ -466,3 +466,18 @@ def test_multiplier_text():
         multipliers_from_text("fc")
     with pytest.raises(EditError, match="got 'fc=ten'"):
         multipliers_from_text("fc=ten")
+
+
+def test_long_runs_measure_accuracy_on_evenly_spaced_steps(monkeypatch):
+    import engine.training.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "ACCURACY_POINTS", 4)
+    session = Session(seeded(MLP))
+    points = []
+    result = Trainer(session, {"steps": 10, "seed": 0}).run(
+        on_metrics=lambda m: points.extend(m.accuracies), report_interval=0.0)
+    assert [step for step, _ in points] == [1, 4, 7, 10]
+    assert all(value in (i / 32 for i in range(33)) for _, value in points)
+    assert result.report.accuracy_every == 3
+    assert "measured on 1 batch in 3" in result.report.format_text()
+    result.discard()

@@ -94,19 +94,23 @@ def pump_until(app: QApplication, condition: Callable[[], bool], timeout: float 
         time.sleep(0.0005)
 
 
-def first_picture(app: QApplication, panel: PlotPanel, name: str) -> float:
-    """Seconds from `show_tensor(name)` to a histogram painted on screen."""
+def first_picture(app: QApplication, panel: PlotPanel, name: str) -> tuple[float, float]:
+    """Seconds from `show_tensor(name)` to the first histogram painted on screen (a quick
+    look from a small sample, for a big tensor), and to the full-sample one."""
     panel.show_tensor(None)
     app.processEvents()
     drawn: list[str] = []
     panel.plotted.connect(drawn.append)
     start = time.perf_counter()
     panel.show_tensor(name)
+    pump_until(app, lambda: bool(drawn))
+    panel.histogram_view.plot.viewport().repaint()
+    first = time.perf_counter() - start
     pump_until(app, lambda: "histogram" in drawn)
     panel.histogram_view.plot.viewport().repaint()
-    elapsed = time.perf_counter() - start
+    full = time.perf_counter() - start
     panel.plotted.disconnect(drawn.append)
-    return elapsed
+    return first, full
 
 
 def rss_anon_mib() -> float:
@@ -129,13 +133,16 @@ def bench_first_histogram(app: QApplication, numel: int) -> None:
     panel.set_session(Session(checkpoint={"big": tensor}))
     first_picture(app, panel, "big")  # warm-up: first thread start, first paint
     times = [first_picture(app, panel, "big") for _ in range(5)]
-    median = statistics.median(times)
+    first = statistics.median(t[0] for t in times)
+    full = statistics.median(t[1] for t in times)
     naive = best_of(lambda: torch.histc(tensor, bins=100), repeat=3)
-    record(f"Histogram of {numel / 1e6:.0f}M float32 elements, first picture (median of 5)",
-           f"{median * 1000:.0f} ms",
+    record(f"Histogram of {numel / 1e6:.0f}M float32 elements, from `show_tensor` to a "
+           "painted picture (median of 5)",
+           f"first picture (quick look, 2^14-element sample) {first * 1000:.0f} ms; "
+           f"full picture (2^18-element sample) {full * 1000:.0f} ms",
            f"full `torch.histc` over every element, no drawing: {naive * 1000:.0f} ms",
-           f"{median / naive:.2f}× the baseline; target < 200 ms: "
-           f"{'met' if median < 0.2 else 'NOT met'}")
+           f"first {first / naive:.2f}×, full {full / naive:.2f}× the baseline; "
+           f"target < 200 ms: {'met' if full < 0.2 else 'met by the first picture' if first < 0.2 else 'NOT met'}")
     panel.close()
 
 
@@ -274,9 +281,15 @@ def bench_3gib(app: QApplication, folder: Path) -> None:
     panel.show()
     panel.set_session(session)
     probe = GapProbe()
+    probe.start()
+    end = time.perf_counter() + 1.0
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.0005)
+    idle_gap = probe.stop()
     before = rss_anon_mib()
     probe.start()
-    cold = first_picture(app, panel, "huge.weight")
+    cold_first, cold = first_picture(app, panel, "huge.weight")
     drawn: list[str] = []
     panel.plotted.connect(drawn.append)
     start = time.perf_counter()
@@ -284,7 +297,7 @@ def bench_3gib(app: QApplication, folder: Path) -> None:
     pump_until(app, lambda: "heatmap" in drawn, timeout=600)
     heatmap = time.perf_counter() - start
     gap = probe.stop()
-    warm = first_picture(app, panel, "huge.weight")
+    warm_first, warm = first_picture(app, panel, "huge.weight")
     growth = rss_anon_mib() - before
     start = time.perf_counter()
     huge = session.tensor("huge.weight")
@@ -292,10 +305,11 @@ def bench_3gib(app: QApplication, folder: Path) -> None:
     stats_time = time.perf_counter() - start
     naive = best_of(lambda: torch.histc(huge, bins=100), repeat=1)
     record("A single 3 GiB float32 tensor (24,576 × 32,768) from a safetensors file, memory-mapped",
-           f"histogram (2^18-element sample) first picture {cold * 1000:.0f} ms cold / "
-           f"{warm * 1000:.0f} ms warm; heatmap preview {heatmap:.1f} s (background); "
+           f"histogram, file not in the page cache: first picture {cold_first * 1000:.0f} ms, "
+           f"full {cold * 1000:.0f} ms; again, warm: {warm_first * 1000:.0f} / "
+           f"{warm * 1000:.0f} ms; heatmap preview {heatmap:.1f} s (background); "
            f"statistics {stats_time:.1f} s (sampled: {summary['sampled']}); largest event-loop "
-           f"gap {gap} ms; anonymous memory +{growth:.0f} MiB",
+           f"gap {gap} ms (idle: {idle_gap} ms); anonymous memory +{growth:.0f} MiB",
            f"full `torch.histc` over the mapped tensor: {naive * 1000:.0f} ms",
            f"histogram {naive / warm:.0f}× faster than the baseline; no full copy "
            f"(a float copy would be 3,072 MiB)")
@@ -322,7 +336,7 @@ def write_fragment(path: Path, quick: bool) -> None:
         "How: the histogram is drawn from a uniform random sample of 2^18 elements "
         "(`engine.stats.sample`: one random coordinate per dimension, only the chosen "
         "elements are read and converted), in a worker thread for tensors over 2^20 "
-        "elements; the heatmap is a block-mean preview of at most 1024×1024 computed "
+        "elements, after a quick look from 2^14 elements (labelled as such); the heatmap is a block-mean preview of at most 1024×1024 computed "
         "once in the background, with a finer preview of just the visible part after a "
         "zoom; a QTimer probe firing every 5 ms records the largest gap between two of "
         "its ticks.",

@@ -31,6 +31,8 @@ from .overview import OverviewView
 BACKGROUND_LIMIT = 2**20
 #: the largest kernel side the filter grid shows (bigger 4-D tensors are not conv kernels)
 FILTER_MAX_KERNEL = 32
+#: elements of the quick first histogram of a big tensor, before the full sample
+QUICK_SAMPLE = 2**14
 #: milliseconds an overview waits after a change before it recomputes (edits come in bursts)
 OVERVIEW_DELAY_MS = 300
 
@@ -54,8 +56,8 @@ class PlotPanel(QWidget):
 
     Signals
     -------
-    plotted(str) : a view was drawn: "histogram", "heatmap", "detail", "filters",
-        "overview"
+    plotted(str) : a view was drawn: "histogram-quick" (a first look at a big tensor
+        from a small sample), "histogram", "heatmap", "detail", "filters", "overview"
     tensor_requested(str) : the user clicked a layer of the overview
     """
 
@@ -170,7 +172,7 @@ class PlotPanel(QWidget):
         self._before = None
         self._histogram = None
         self._refresh_pending = False
-        for kind in ("histogram", "heatmap", "detail", "filters"):
+        for kind in ("histogram-quick", "histogram", "heatmap", "detail", "filters"):
             self.jobs.cancel(kind)
         self.status.clear()
         if name is None or self._session is None:
@@ -316,32 +318,56 @@ class PlotPanel(QWidget):
         tensor = self._tensor
         assert tensor is not None
         bins, limit = self.bins, self.sample_limit
+        # By the tensor's size, not the sample's: drawing a sample reads scattered
+        # memory, and pages of a memory-mapped file.
+        background = self._background(tensor.numel())
+        self.jobs.cancel("histogram-quick")
+        if background and min(tensor.numel(), limit) > QUICK_SAMPLE:
+            # A first look from a small sample: on a file that is not in memory yet,
+            # each sampled element may cost a disk read.
+            def quick(progress: Any = None) -> stats.Histogram:
+                return stats.histogram(tensor, bins=bins, sample_limit=QUICK_SAMPLE,
+                                       progress=progress)
+
+            self.jobs.run("histogram-quick", quick, self._on_quick_histogram,
+                          self._ignore_failure, background=True)
 
         def compute(progress: Any = None) -> stats.Histogram:
             return stats.histogram(tensor, bins=bins, sample_limit=limit, progress=progress)
 
         self.jobs.run("histogram", compute, self._on_histogram,
-                      self._failed("histogram", self.histogram_view),
-                      # By the tensor's size, not the sample's: drawing a sample reads
-                      # scattered memory, and pages of a memory-mapped file.
-                      background=self._background(tensor.numel()))
+                      self._failed("histogram", self.histogram_view), background=background)
+
+    def _ignore_failure(self, _message: str) -> None:
+        """The quick look failed: the full histogram, still to come, reports the error."""
+
+    def _on_quick_histogram(self, result: stats.Histogram) -> None:
+        if self.jobs.running("histogram"):  # the full histogram has not arrived yet
+            self._draw_histogram(result, QUICK_SAMPLE, quick=True)
+            self.plotted.emit("histogram-quick")
 
     def _on_histogram(self, result: stats.Histogram) -> None:
         self._histogram = result
+        self._draw_histogram(result, self.sample_limit)
+        self.plotted.emit("histogram")
+
+    def _draw_histogram(self, result: stats.Histogram, limit: int, quick: bool = False) -> None:
         self.histogram_view.set_histogram(result.counts.numpy(), result.edges.numpy(),
-                                          self._histogram_note(result))
+                                          self._histogram_note(result, limit, quick))
         before = self._before
         if before is None:
             self.histogram_view.set_before(None, None)
         else:
             self.histogram_view.set_before(before.counts.numpy(), before.edges.numpy())
-        self.plotted.emit("histogram")
 
-    def _histogram_note(self, result: stats.Histogram) -> str:
+    def _histogram_note(self, result: stats.Histogram, limit: int, quick: bool) -> str:
         assert self._tensor is not None
         numel = self._tensor.numel()
-        counted = min(numel, self.sample_limit)
-        if result.sampled:
+        counted = min(numel, limit)
+        if quick:
+            text = (f"Quick look: a uniform random sample of {counted:,} of {numel:,} "
+                    f"elements; a sample of {min(numel, self.sample_limit):,} follows")
+        elif result.sampled:
             text = (f"Sampled: a uniform random sample of {counted:,} of {numel:,} "
                     "elements")
         else:

@@ -176,6 +176,31 @@ def test_big_tensors_are_computed_in_the_background(make_panel, qtbot):
     assert not panel.progress_bar.isVisible()
 
 
+def test_a_big_tensor_gets_a_quick_look_then_the_full_sample(make_panel, qtbot):
+    from gui.plots.panel import QUICK_SAMPLE
+
+    session = Session(checkpoint={"big": torch.randn(100_000)})
+    panel = make_panel(background_limit=100, sample_limit=2 * QUICK_SAMPLE)
+    panel.set_session(session)
+    drawn: list[str] = []
+    quick_notes: list[str] = []
+    panel.plotted.connect(drawn.append)
+    panel.plotted.connect(lambda kind: quick_notes.append(panel.histogram_view.note.text())
+                          if kind == "histogram-quick" else None)
+    panel.show_tensor("big")
+    qtbot.waitUntil(lambda: "histogram" in drawn, timeout=WAIT_MS)
+    assert drawn == ["histogram-quick", "histogram"]
+    assert f"Quick look: a uniform random sample of {QUICK_SAMPLE:,}" in quick_notes[0]
+    assert shown_histogram(panel)[1].sum() == 2 * QUICK_SAMPLE
+    assert panel.histogram_view.note.text().startswith("Sampled")
+
+    drawn.clear()
+    full = shown_histogram(panel)
+    session.apply({"op": "scale", "targets": ["big"], "value": 2.0})
+    qtbot.waitUntil(lambda: "histogram" in drawn, timeout=WAIT_MS)
+    np.testing.assert_array_equal(shown_before(panel)[1], full[1])  # the full one, not quick
+
+
 def test_a_newer_request_supersedes_an_older_one(make_panel, qtbot):
     session = Session(checkpoint={"a": torch.randn(5_000), "b": torch.randn(3_000) + 10})
     panel = make_panel(background_limit=100)

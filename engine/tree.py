@@ -348,6 +348,20 @@ class TreeIndex:
         self._tensor_ties = None
         self._module_ties = None
 
+    def tied_paths(self) -> set[str]:
+        """Every path that shares its tensor or module with another path."""
+        self._tensor_tied_with("")  # fill the caches
+        paths = set(self._tensor_ties or {})
+        if self.session.model is not None:
+            self._module_tied_with("")
+            paths.update(self._module_ties or {})
+        return paths
+
+    def forget(self, paths: list[str]) -> None:
+        """Forget the facts of exactly these nodes (not their ancestors)."""
+        for path in paths:
+            self._info.pop(path, None)
+
     def invalidate_subtree(self, path: str) -> None:
         """Forget the children and facts of `path`, everything below it and its ancestors' facts."""
         prefix = f"{path}."

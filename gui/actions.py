@@ -72,6 +72,8 @@ class EditActions(QObject):
                                                 "A new classifier for another number of classes")
         self.load_action = self._action("Load Weights…", self.load_weights, "load",
                                         "Copy matching tensors from a file")
+        self.attach_action = self._action("Attach Architecture…", self.attach, None,
+                                          "Build a model around the checkpoint's tensors")
         self.tensor_op_actions: dict[str, QAction] = {}
         for op in TENSOR_OPS:
             text = {"rename": "Rename Tensor…", "copy": "Copy Tensor…", "cast": "Cast Tensor…",
@@ -111,6 +113,7 @@ class EditActions(QObject):
         for action in self.tensor_op_actions.values():
             tensors.addAction(action)
         self.tensor_menu = tensors
+        menu.addAction(self.attach_action)
 
     def fill_toolbar(self, toolbar: QToolBar) -> None:
         for action in (self.set_action, self.init_action, self.freeze_action,
@@ -125,7 +128,7 @@ class EditActions(QObject):
                       (self.tie_action, self.untie_action),
                       (self.replace_action, self.replace_head_action),
                       tuple(self.tensor_op_actions.values())):
-            shown = [action for action in group if action.isEnabled()]
+            shown = [action for action in group if action.isEnabled() and action.isVisible()]
             for action in shown:
                 menu.addAction(action)
             if shown:
@@ -167,10 +170,11 @@ class EditActions(QObject):
         for op, action in self.tensor_op_actions.items():
             registered = op in EDIT_TYPES and session is not None and \
                 session.mode in EDIT_TYPES[op].modes
-            single = len(paths) == 1 and op in ("rename", "copy", "cast", "resize")
-            several = bool(paths) and op in ("cast", "delete")
-            action.setEnabled(registered and bool(paths) and all(tensors) and (single or several))
+            action.setEnabled(registered and bool(paths) and all(tensors))
             action.setVisible(op in EDIT_TYPES)
+        self.attach_action.setVisible("attach" in EDIT_TYPES)
+        self.attach_action.setEnabled("attach" in EDIT_TYPES and session is not None
+                                      and session.mode == "checkpoint")
 
     def _is_tied(self, path: str) -> bool:
         model = self.window.tree_model
@@ -300,8 +304,22 @@ class EditActions(QObject):
         paths = self._selection()
         if self._session() is None or not paths:
             return
-        self.apply_all(f"Untie {len(paths)} items",
-                       [{"op": "untie", "target": path} for path in paths])
+        # Untying every member of a group would fail at the last one (it is no longer
+        # tied): each group keeps its first member and the others get copies.
+        model = self.window.tree_model
+        remaining: dict[frozenset[str], set[str]] = {}
+        planned = []
+        for path in paths:
+            info = model.info_of(model.index_of(path))
+            if info is None or not info.tied:
+                continue
+            members = remaining.setdefault(frozenset({path, *info.tied_with}),
+                                           {path, *info.tied_with})
+            if len(members) >= 2:
+                planned.append(path)
+                members.discard(path)
+        self.apply_all(f"Untie {len(planned)} items",
+                       [{"op": "untie", "target": path} for path in planned])
 
     def replace(self) -> None:
         """Replace the selected module with a new layer."""
@@ -346,7 +364,7 @@ class EditActions(QObject):
             base.run_dialog(LoadReportDialog(report, Path(spec["path"]).name, self.window))
 
     def tensor_op(self, op: str) -> None:
-        """A checkpoint tensor operation on the selected tensor(s)."""
+        """A tensor operation on the selected tensor(s); several are one step."""
         from .dialogs.edit_dialogs import TensorOpDialog
 
         session = self._session()
@@ -356,16 +374,36 @@ class EditActions(QObject):
         if op == "delete":
             if base.ask(self.window, "Delete", f"Delete {len(paths)} tensor(s)? (Undo brings "
                         "them back.)", "Delete", "Cancel"):
-                self.apply_all(f"Delete {len(paths)} tensors",
-                               [{"op": "delete", "target": path} for path in paths])
+                self.apply({"op": "delete", "targets": paths})
+            return
+        if op == "cast":
+            dialog = TensorOpDialog(op, paths, session, self.window)
+            if base.run_dialog(dialog):
+                self.apply(dialog.spec())
             return
         specs = []
         for path in paths:
-            dialog = TensorOpDialog(op, path, session, self.window)
+            dialog = TensorOpDialog(op, [path], session, self.window)
             if not base.run_dialog(dialog):
                 return
             specs.append(dialog.spec())
         self.apply_all(f"{op.capitalize()} {len(paths)} tensors", specs)
+
+    def attach(self) -> None:
+        """Give a checkpoint its architecture (switches to model mode) and show the report."""
+        from .dialogs.edit_dialogs import AttachDialog
+        from .dialogs.load_dialog import LoadReportDialog
+
+        session = self._session()
+        if session is None or session.checkpoint is None:
+            return
+        dialog = AttachDialog(session, self.window)
+        if not base.run_dialog(dialog):
+            return
+        spec = dialog.spec()
+        report = self.apply(spec)
+        if report is not None:
+            base.run_dialog(LoadReportDialog(report, spec["arch"], self.window))
 
     def _session(self) -> Session | None:
         return self.window.session

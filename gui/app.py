@@ -79,6 +79,9 @@ def start(window: object, args: argparse.Namespace) -> None:
 
 def main(argv: list[str]) -> int:
     """Run the editor until its window closes; return the exit status."""
+    from .pyside_fix import install
+
+    install()  # before anything emits a signal; see gui/pyside_fix.py
     args = _parse(list(argv))
     app = create_application(list(argv))
     from .icons import icon

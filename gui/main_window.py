@@ -146,6 +146,9 @@ class MainWindow(QMainWindow):
         self.history_panel.error.connect(self.show_error)
         plot_class = _optional_panel("gui.plots.panel", "PlotPanel")
         self.plots: Any = plot_class(self) if plot_class is not None else None
+        if self.plots is not None and hasattr(self.plots, "tensor_requested"):
+            # A layer clicked in the overview becomes the selection.
+            self.plots.tensor_requested.connect(lambda name: self.select_paths([name]))
         training_class = _optional_panel("gui.training_panel", "TrainingPanel")
         self.training: Any = training_class(None, self) if training_class is not None else None
 
@@ -435,10 +438,11 @@ class MainWindow(QMainWindow):
         if self.session is None or not text:
             self.tree_model.set_filter(None)
             if self.session is not None:
-                self.tree.expand_path("")
+                self.tree.reapply_state()
             return
         result = FilterResult.build(self.session, text)
         self.tree_model.set_filter(result)
+        self.tree.reapply_state()
         for path in result.expand_paths():
             self.tree.expand_path(path)
         self.statusBar().showMessage(f"{len(result.matched):,} match(es) for '{text}'", 5000)

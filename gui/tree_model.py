@@ -229,6 +229,9 @@ class TreeModel(QAbstractItemModel):
         node = self._nodes.get(path)
         if node is not None:
             return self.createIndex(node.row, 0, node)
+        if path in self._changing or not self.tree.exists(path) or (
+                self._filter is not None and not self._filter.shows(path)):
+            return QModelIndex()  # never fetch a whole wide level looking for nothing
         chain = [path, *ancestors(path)]
         if self.tree.root_kind != "module":
             chain = chain[:-1]  # checkpoint mode has no row for the root
@@ -402,7 +405,18 @@ class TreeModel(QAbstractItemModel):
             node.pending = self._child_paths(node)
             self._fetch(self.createIndex(node.row, 0, node), node, max(shown, BATCH))
         self._refresh_rows([path, *ancestors(path)])
+        self._refresh_ties()
         self.subtree_changed.emit(path)
+
+    def _refresh_ties(self) -> None:
+        # A module tie or a replace can make rows far from `path` (the other members
+        # of a tie group and their tensors) tied or untied: refresh those shown.
+        assert self.tree is not None
+        tied_now = self.tree.tied_paths()
+        stale = [path for path, node in self._nodes.items()
+                 if node.info is not None and (node.info.tied or path in tied_now)]
+        self.tree.forget(stale)
+        self._refresh_rows(stale)
 
     def _forget_below(self, node: _Node) -> None:
         stack = list(node.children or [])

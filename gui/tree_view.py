@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView, QWidget
 from .tree_model import COLUMNS, NAME, TreeModel
 
 #: starting widths of the columns, in average character widths
-_WIDTHS = {"Name": 22, "Type": 14, "Shape": 14, "Dtype": 9, "Parameters": 11, "Trainable": 8,
+_WIDTHS = {"Name": 30, "Type": 14, "Shape": 14, "Dtype": 9, "Parameters": 11, "Trainable": 8,
            "Tie group": 16}
 
 
@@ -37,10 +37,15 @@ class ModuleTreeView(QTreeView):
         self.setAnimated(False)
         self.setAllColumnsShowFocus(True)
         self.setExpandsOnDoubleClick(True)
-        self._saved_expanded: set[str] = set()
+        # Expansion and selection are remembered by name, and kept while rows vanish
+        # and come back (a rename and its undo), until the user changes them.
+        self._expanded_names: set[str] = set()
         self._saved_selected: list[str] = []
         self._saved_current: str | None = None
         self._restoring = 0
+        self._changing = 0
+        self.expanded.connect(self._on_expanded)
+        self.collapsed.connect(self._on_collapsed)
 
     # ------------------------------------------------------------------ model
     def tree_model(self) -> TreeModel | None:
@@ -52,6 +57,7 @@ class ModuleTreeView(QTreeView):
         self.setModel(model)
         model.subtree_about_to_change.connect(self._save_state)
         model.subtree_changed.connect(self._restore_state)
+        model.modelReset.connect(self.forget_state)
         self.selectionModel().selectionChanged.connect(self._on_selection_changed)
         self.selectionModel().currentRowChanged.connect(self._on_selection_changed)
         header = self.header()
@@ -127,34 +133,65 @@ class ModuleTreeView(QTreeView):
                     index, QItemSelectionModel.SelectionFlag.NoUpdate)
                 self.scrollTo(index)
 
+    def forget_state(self) -> None:
+        """Forget remembered expansion and selection (a new document is shown)."""
+        self._expanded_names.clear()
+        self._saved_selected = []
+        self._saved_current = None
+
+    def reapply_state(self) -> None:
+        """Expand the remembered rows and reselect after the rows were rebuilt (a filter)."""
+        self._changing += 1
+        self._restore_state("")
+
+    def _on_expanded(self, index: object) -> None:
+        model = self.tree_model()
+        if model is not None and not self._changing:
+            path = model.path_of(index)  # type: ignore[arg-type]
+            if path is not None:
+                self._expanded_names.add(path)
+
+    def _on_collapsed(self, index: object) -> None:
+        model = self.tree_model()
+        if model is not None and not self._changing and not self._restoring:
+            path = model.path_of(index)  # type: ignore[arg-type]
+            if path is not None:
+                self._expanded_names.discard(path)
+
     def _save_state(self, path: str) -> None:
         if self._restoring:
             return
-        self._saved_expanded = self.expanded_paths()
-        self._saved_selected = self.selected_paths()
-        self._saved_current = self.current_path()
+        self._changing += 1
+        selected = self.selected_paths()
+        if selected:  # else keep what was selected before it vanished
+            self._saved_selected = selected
+            self._saved_current = self.current_path()
 
     def _restore_state(self, path: str) -> None:
         model = self.tree_model()
-        if model is None:
+        if model is None or self._restoring:
             return
         self._restoring += 1
         try:
-            for expanded in sorted(self._saved_expanded, key=lambda p: (p.count("."), p)):
+            for expanded in sorted(self._expanded_names, key=lambda p: (p.count("."), p)):
                 index = model.index_for_path(expanded)
-                if index.isValid():
+                if index.isValid() and not self.isExpanded(index):
                     self.expand(index)
-            if self._saved_selected or self._saved_current:
-                still = [p for p in self._saved_selected if model.index_for_path(p).isValid()]
-                current = self._saved_current
-                if current is not None and not model.index_for_path(current).isValid():
-                    current = None
+            still = [p for p in self._saved_selected if model.index_for_path(p).isValid()]
+            current = self._saved_current
+            if current is not None and not model.index_for_path(current).isValid():
+                current = None
+            if still and not self.selected_paths():
                 self.select_paths(still, current)
         finally:
             self._restoring -= 1
+            self._changing = max(self._changing - 1, 0)
         self._on_selection_changed()
 
     def _on_selection_changed(self, *args: object) -> None:
-        if self._restoring:
+        if self._restoring or self._changing:
             return
-        self.selection_changed.emit(self.selected_paths(), self.current_path())
+        selected = self.selected_paths()
+        self._saved_selected = selected
+        self._saved_current = self.current_path()
+        self.selection_changed.emit(selected, self._saved_current)

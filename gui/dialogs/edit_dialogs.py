@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QFormLayout,
     QGroupBox,
     QLineEdit,
@@ -66,8 +67,8 @@ class SetDialog(FormDialog):
             optional=True)
         self.seed_field = Field("seed", "Seed", line_edit("", "for random expressions"),
                                 integer(0), optional=True)
-        self.form.addRow("Region:", self.index_field.widget)
-        self.form.addRow("Seed:", self.seed_field.widget)
+        self.add_field(self.index_field)
+        self.add_field(self.seed_field)
         self.finish_layout()
 
     def choose(self, source: str, text: str) -> None:
@@ -229,15 +230,18 @@ class ReplaceHeadDialog(FormDialog):
 
 
 class TensorOpDialog(FormDialog):
-    """Build a checkpoint tensor operation for one tensor: rename, copy, cast or resize."""
+    """Build a tensor operation for one tensor: rename, copy or resize (checkpoint ops), or
+    a cast of every selected tensor."""
 
-    def __init__(self, op: str, name: str, session: Session,
+    def __init__(self, op: str, names: list[str], session: Session,
                  parent: QWidget | None = None) -> None:
-        titles = {"rename": "Rename Tensor", "copy": "Copy Tensor", "cast": "Cast Tensor",
+        titles = {"rename": "Rename Tensor", "copy": "Copy Tensor", "cast": "Cast Tensors",
                   "resize": "Resize Tensor"}
-        super().__init__(titles.get(op, op), parent, intro=f"{op.capitalize()} {name}")
+        name = names[0]
+        shown = name if len(names) == 1 else f"{len(names)} tensors"
+        super().__init__(titles.get(op, op), parent, intro=f"{op.capitalize()} {shown}")
         self.op = op
-        self.name = name
+        self.names = names
         shape, dtype = session.tensor_meta(name)
         if op in ("rename", "copy"):
             suggestion = name if op == "rename" else f"{name}_copy"
@@ -246,9 +250,63 @@ class TensorOpDialog(FormDialog):
             current = str(dtype).removeprefix("torch.")
             self.add_field(Field("dtype", "Dtype", combo(list(_DTYPES), current)))
         elif op == "resize":
+            from engine.edits.init import INITIALIZERS
+
             self.add_field(Field("shape", "New shape", line_edit(
                 ", ".join(str(size) for size in shape)), int_list))
+            self.add_field(Field("method", "New elements", combo(list(INITIALIZERS), "zeros")))
+            self.add_field(Field("seed", "Seed", line_edit("", "for random initializers"),
+                                 integer(0), optional=True))
         self.finish_layout()
 
     def spec(self) -> dict[str, Any]:
-        return {"op": self.op, "target": self.name, **self.values()}
+        values = self.values()
+        if self.op == "rename":
+            return {"op": "rename", "target": self.names[0], "to": values["to"]}
+        if self.op == "copy":
+            return {"op": "copy", "source": self.names[0], "to": values["to"]}
+        if self.op == "cast":
+            return {"op": "cast", "targets": self.names, "dtype": values["dtype"]}
+        spec = {"op": "resize", "target": self.names[0], "shape": values["shape"],
+                "method": values["method"]}
+        if "seed" in values:
+            spec["seed"] = values["seed"]
+        return spec
+
+
+class AttachDialog(FormDialog):
+    """Build an `attach` edit: the architecture a checkpoint's tensors belong to."""
+
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__("Attach Architecture", parent,
+                         intro="Build a model and put the checkpoint's tensors into it "
+                               "(the document switches to model mode; Undo switches back).")
+        prefix = session.source.get("prefix") or ""
+        self.add_field(Field("arch", "Architecture", line_edit(
+            "", "torchvision:resnet18, path/to/model.py:Net or hf")))
+        self.add_field(Field("arch_args", "Arguments", line_edit(
+            "", 'JSON, e.g. {"num_classes": 10}'), _json_object, optional=True))
+        self.add_field(Field("strip_prefix", "Strip prefix", line_edit(prefix, "e.g. module."),
+                             optional=True))
+        self.strict = QCheckBox("Every tensor must fit (strict)", self)
+        self.form.addRow(self.strict)
+        self.finish_layout()
+        self.resize(480, self.sizeHint().height())
+
+    def spec(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {"op": "attach", **self.values()}
+        if self.strict.isChecked():
+            spec["strict"] = True
+        return spec
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not valid JSON ({error.msg})") from None
+    if not isinstance(value, dict):
+        raise ValueError('expected an object such as {"num_classes": 10}')
+    return value

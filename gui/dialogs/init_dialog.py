@@ -78,6 +78,7 @@ class InitDialog(FormDialog):
                                           "The same seed gives the same values"),
                                 integer(0), optional=True)
         seed_form.addRow("Seed:", self.seed_field.widget)
+        self.fields["seed"] = self.seed_field
         self.layout_.addWidget(seed_box)
         self.seed_box = seed_box
         self.method_field.widget.currentTextChanged.connect(self._on_method_changed)

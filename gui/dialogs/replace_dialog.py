@@ -60,6 +60,7 @@ class ReplaceDialog(FormDialog):
                                 integer(0), optional=True)
         seed_form = QFormLayout()
         seed_form.addRow("Seed:", self.seed_field.widget)
+        self.fields["seed"] = self.seed_field
         self.layout_.addLayout(seed_form)
         self.arg_fields: list[Field] = []
         self._old = old

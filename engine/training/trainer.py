@@ -513,6 +513,8 @@ class _Loop:
         if self.stop_reason and pending_loss:
             publish()  # the steps done since the last update still count
         self.seconds = time.perf_counter() - started
+        # Free the gradients here, on the training device, before the data moves back.
+        optimizer.zero_grad(set_to_none=True)
 
     def report(self, data_description: str, total_seconds: float) -> TrainReport:
         """The measured part of the report (the findings are filled in by the snapshot)."""
@@ -576,11 +578,17 @@ class TrainResult:
     def keep(self) -> Any:
         """Record the trained weights as one undoable step; returns the step's result.
 
+        A run stopped before its first step changed nothing: it is simply released.
+
         Raises
         ------
         EditError : the result was already kept or discarded
         """
         self._check_pending("keep")
+        if self.report.steps == 0:
+            # Stopped before its first step: nothing changed, so there is no step to record.
+            self.discard()
+            return None
         from ..edits.train import Train
 
         edit = Train.from_result(self)

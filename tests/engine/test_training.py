@@ -481,3 +481,23 @@ def test_long_runs_measure_accuracy_on_evenly_spaced_steps(monkeypatch):
     assert result.report.accuracy_every == 3
     assert "measured on 1 batch in 3" in result.report.format_text()
     result.discard()
+
+
+def test_a_run_stopped_before_its_first_step_keeps_nothing():
+    session = Session(seeded(MLP))
+    progress = Progress()
+    original_check = progress.check
+
+    def cancel_after_setup() -> None:
+        original_check()
+        progress.cancel()  # the run's last check before the loop passes, then Stop
+
+    progress.check = cancel_after_setup
+    result = Trainer(session, {"steps": 5, "seed": 0}).run(progress=progress)
+    assert result.report.steps == 0
+    assert result.report.stopped
+    assert {c.status for c in result.report.checks} <= {"pass", "skip"}
+    result.keep()
+    assert result.state == "discarded"
+    assert not session.history.steps
+    assert session.busy_reason is None

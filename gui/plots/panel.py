@@ -94,6 +94,10 @@ class PlotPanel(QWidget):
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setTextVisible(False)
         self.progress_bar.setMaximumHeight(6)
+        # Keep its room when hidden: a layout change would resize and re-render every plot.
+        policy = self.progress_bar.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.progress_bar.setSizePolicy(policy)
         self.progress_bar.hide()
 
         self.histogram_view = HistogramView(self)
@@ -323,11 +327,12 @@ class PlotPanel(QWidget):
         background = self._background(tensor.numel())
         self.jobs.cancel("histogram-quick")
         if background and min(tensor.numel(), limit) > QUICK_SAMPLE:
-            # A first look from a small sample: on a file that is not in memory yet,
-            # each sampled element may cost a disk read.
+            # A first look from a small sample in runs of neighbours: on a file that
+            # is not in memory yet, each element of a uniform sample may cost a disk
+            # read, each run only one.
             def quick(progress: Any = None) -> stats.Histogram:
                 return stats.histogram(tensor, bins=bins, sample_limit=QUICK_SAMPLE,
-                                       progress=progress)
+                                       progress=progress, runs=True)
 
             self.jobs.run("histogram-quick", quick, self._on_quick_histogram,
                           self._ignore_failure, background=True)
@@ -365,8 +370,9 @@ class PlotPanel(QWidget):
         numel = self._tensor.numel()
         counted = min(numel, limit)
         if quick:
-            text = (f"Quick look: a uniform random sample of {counted:,} of {numel:,} "
-                    f"elements; a sample of {min(numel, self.sample_limit):,} follows")
+            text = (f"Quick look: {counted:,} of {numel:,} elements, in runs of "
+                    f"{stats.RUN_LENGTH} neighbours at random places; a uniform random "
+                    f"sample of {min(numel, self.sample_limit):,} follows")
         elif result.sampled:
             text = (f"Sampled: a uniform random sample of {counted:,} of {numel:,} "
                     "elements")

@@ -400,3 +400,26 @@ def test_overview_reads_a_lazy_checkpoint_without_keeping_its_tensors(tmp_path) 
     assert set(overview) == {"a.weight", "b.weight"}
     assert overview["b.weight"] == pytest.approx(tensors["b.weight"].double().norm().item())
     assert not any(slot.loaded for slot in session.checkpoint.entries.values())
+
+
+def test_sample_runs_reads_runs_of_neighbours() -> None:
+    tensor = torch.arange(10_000, dtype=torch.float32)
+    values = stats.sample_runs(tensor, 1_000, seed=3, run=100)
+    assert values.shape == (1_000,)
+    runs = values.reshape(10, 100)
+    assert bool((runs[:, 1:] - runs[:, :-1] == 1).all())  # each run is contiguous
+    assert torch.equal(values, stats.sample_runs(tensor, 1_000, seed=3, run=100))
+    assert not torch.equal(values, stats.sample_runs(tensor, 1_000, seed=4, run=100))
+
+
+def test_sample_runs_falls_back_to_a_uniform_sample() -> None:
+    matrix = torch.randn(200, 300).t()  # not contiguous
+    assert torch.equal(stats.sample_runs(matrix, 500, seed=1), stats.sample(matrix, 500, 1))
+    small = torch.arange(5.0)
+    assert torch.equal(stats.sample_runs(small, 50), small.double())
+
+
+def test_a_quick_histogram_counts_its_runs() -> None:
+    counts, _, sampled = stats.histogram(torch.randn(50_000), sample_limit=1_024, runs=True)
+    assert sampled
+    assert int(counts.sum()) == 1_024

@@ -190,7 +190,7 @@ def test_a_big_tensor_gets_a_quick_look_then_the_full_sample(make_panel, qtbot):
     panel.show_tensor("big")
     qtbot.waitUntil(lambda: "histogram" in drawn, timeout=WAIT_MS)
     assert drawn == ["histogram-quick", "histogram"]
-    assert f"Quick look: a uniform random sample of {QUICK_SAMPLE:,}" in quick_notes[0]
+    assert f"Quick look: {QUICK_SAMPLE:,} of 100,000 elements, in runs" in quick_notes[0]
     assert shown_histogram(panel)[1].sum() == 2 * QUICK_SAMPLE
     assert panel.histogram_view.note.text().startswith("Sampled")
 

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from engine import stats  # noqa: E402
 from engine.session import Session  # noqa: E402
 from gui.plots import PlotPanel  # noqa: E402
+from gui.pyside_fix import install as install_pyside_fix  # noqa: E402
 
 PROBE_MS = 5
 RESULTS: list[tuple[str, str, str, str]] = []  # (what, measured, baseline, ratio/verdict)
@@ -270,8 +271,10 @@ def bench_3gib(app: QApplication, folder: Path) -> None:
         tensor[start:start + 2048].normal_()
     save_file({"huge.weight": tensor}, str(path))
     del tensor
-    # Drop this file's pages from the page cache, so the first read comes from disk.
+    # Write the file out, then drop its pages from the page cache, so that the first
+    # read comes from disk and no write-back of 3 GiB runs during the measurements.
     fd = os.open(path, os.O_RDONLY)
+    os.fsync(fd)
     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     os.close(fd)
 
@@ -316,14 +319,15 @@ def bench_3gib(app: QApplication, folder: Path) -> None:
     panel.close()
 
 
-def write_fragment(path: Path, quick: bool) -> None:
+def write_fragment(path: Path, quick: bool, load: tuple[float, float]) -> None:
     lines = [
         "## Plots",
         "",
         f"Measured with `benchmarks/bench_plots.py{' --quick' if quick else ''}` on "
         f"{platform.machine()} with {os.cpu_count()} CPU cores, torch "
         f"{torch.__version__}, pyqtgraph {pg.__version__}, Qt offscreen, on a shared "
-        "machine (other work was running: the ratios are steadier than the times). "
+        f"machine (load average {load[0]:.1f} at the start, {load[1]:.1f} at the end: "
+        "other work was running, so the ratios are steadier than the times). "
         "Each figure has its baseline from the same run.",
         "",
         "| What | Measured | Baseline (same run) | Ratio / target |",
@@ -357,6 +361,8 @@ def main() -> int:
                         help="folder for the 3 GiB file (default: a temporary folder)")
     args = parser.parse_args()
     app = QApplication.instance() or QApplication([])
+    install_pyside_fix()  # PySide6 6.12 on Python 3.11 would abort after ~10,000 emits
+    load_before = os.getloadavg()[0]
     big = 10_000_000 if args.quick else 100_000_000
     side = 3_000 if args.quick else 10_000
     bench_first_histogram(app, big)
@@ -366,8 +372,10 @@ def main() -> int:
     if not args.quick:
         with tempfile.TemporaryDirectory(dir=args.tmp) as folder:
             bench_3gib(app, Path(folder))
+    load = (load_before, os.getloadavg()[0])
+    print(f"load average (1 min) at start / end: {load[0]:.1f} / {load[1]:.1f}")
     if args.write:
-        write_fragment(ROOT / "docs" / "benchmarks" / "plots.md", args.quick)
+        write_fragment(ROOT / "docs" / "benchmarks" / "plots.md", args.quick, load)
     return 0
 
 

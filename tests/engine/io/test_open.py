@@ -247,3 +247,17 @@ def test_tied_model_listing_from_file(tmp_path):
     groups = {row["name"]: row["tie_group"] for row in result["tensors"]}
     assert groups["embed.weight"] == groups["lm_head.weight"] is not None
     assert result["totals"]["stored_tensors"] == len(result["tensors"]) - 1
+
+
+def test_timm_architecture_from_a_file(tmp_path):
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = timm.create_model("test_resnet", pretrained=False)
+    save_file(model.state_dict(), str(tmp_path / "r.safetensors"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        session = Session.open(tmp_path / "r.safetensors", arch="timm:test_resnet")
+    assert session.mode == "model"
+    assert_same_tensors(session.model.state_dict(), model.state_dict())

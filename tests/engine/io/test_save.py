@@ -340,3 +340,17 @@ def test_sharded_output_of_one_shard_gets_numbered_name(tmp_path):
     Session.open(tmp_path / "in.safetensors").save(tmp_path / "x.safetensors.index.json")
     index = json.loads((tmp_path / "x.safetensors.index.json").read_text())
     assert set(index["weight_map"].values()) == {"x-00001-of-00001.safetensors"}
+
+
+def test_saving_over_the_open_pt_file(tmp_path):
+    path = tmp_path / "m.pt"
+    torch.save({"state_dict": mlp_state(), "epoch": 2}, path)
+    session = Session.open(path)  # memory-mapped by torch.load(mmap=True)
+    session.apply({"op": "scale", "targets": ["fc2.weight"], "value": -1.0})
+    session.save(path)
+    saved = torch.load(path, weights_only=True)
+    assert saved["epoch"] == 2
+    assert torch.equal(saved["state_dict"]["fc2.weight"], -mlp_state()["fc2.weight"])
+    assert torch.equal(saved["state_dict"]["fc1.weight"], mlp_state()["fc1.weight"])
+    session.undo()
+    assert torch.equal(session.tensor("fc2.weight"), mlp_state()["fc2.weight"])

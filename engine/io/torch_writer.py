@@ -39,13 +39,23 @@ def wrapped(session: Session, payload: Any, include_extras: bool) -> tuple[Any, 
     return nested.replace_path(origin.wrapper, origin.key_path, payload), True
 
 
+def _held_a_module(session: Session) -> bool:
+    """The opened (trusted) checkpoint held a whole module where the weights were: put the
+    edited module back there, so the file keeps its shape."""
+    origin = origin_of(session)
+    if session.model is None or origin is None or origin.wrapper is None or not origin.key_path:
+        return False
+    return isinstance(nested.get_path(origin.wrapper, origin.key_path), torch.nn.Module)
+
+
 def save_pt(session: Session, target: Path, *, whole_model: bool = False,
             include_extras: bool = True) -> bool:
     """torch.save the document to `target` (a temporary path the caller commits).
 
     Returns whether the original wrapper (epoch, optimizer state...) was written too.
     """
-    payload: Any = session.model if whole_model else state_dict_of(session)
+    payload: Any = session.model if whole_model or _held_a_module(session) \
+        else state_dict_of(session)
     obj, used_wrapper = wrapped(session, payload, include_extras)
     torch.save(obj, target)
     return used_wrapper

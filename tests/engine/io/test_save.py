@@ -354,3 +354,18 @@ def test_saving_over_the_open_pt_file(tmp_path):
     assert torch.equal(saved["state_dict"]["fc1.weight"], mlp_state()["fc1.weight"])
     session.undo()
     assert torch.equal(session.tensor("fc2.weight"), mlp_state()["fc2.weight"])
+
+
+def test_trusted_wrapper_holding_a_module_gets_it_back(tmp_path):
+    path = tmp_path / "yolo_style.pt"
+    torch.save({"model": seeded(MLP), "epoch": 9}, path)
+    session = Session.open(path, trust=True)
+    assert session.mode == "model"
+    session.apply({"op": "scale", "targets": ["fc1.bias"], "value": 0.0})
+    session.save(tmp_path / "out.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        saved = torch.load(tmp_path / "out.pt", weights_only=False)
+    assert saved["epoch"] == 9
+    assert isinstance(saved["model"], MLP)
+    assert torch.equal(saved["model"].fc1.bias, torch.zeros(8))

@@ -34,7 +34,7 @@ def resolve_device(name: str) -> torch.device:
     """
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return torch.device("cuda", torch.cuda.current_device())
         if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -43,7 +43,9 @@ def resolve_device(name: str) -> torch.device:
             raise EditError("train.device: CUDA is not available on this machine "
                             "(use auto or cpu)")
         device = torch.device(name)
-        if device.index is not None and device.index >= torch.cuda.device_count():
+        if device.index is None:
+            return torch.device("cuda", torch.cuda.current_device())
+        if device.index >= torch.cuda.device_count():
             raise EditError(f"train.device: there is no {name} "
                             f"({torch.cuda.device_count()} GPU(s) found)")
         return device

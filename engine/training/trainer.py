@@ -2,10 +2,11 @@
 
 Before the first step the values of every tensor the run may change (trainable
 parameters and every buffer) are recorded as `ValueChange`s, and a digest of every
-other tensor is taken. After the run a report says what changed and whether the
-frozen tensors are bit-identical and the tied ones still one object. The result is
-then kept as one undoable step (op "train") or discarded, which writes the recorded
-values back in place: the same objects, the same bits.
+tensor is taken (the frozen ones too, which the optimizer never sees). After the run
+a report says what changed and whether the frozen tensors are bit-identical and the
+tied ones still one object. The result is then kept as one undoable step (op
+"train") or discarded, which writes the recorded values back in place: the same
+objects, the same bits.
 
 The loop does nothing per step that a plain hand-written loop would not: losses stay
 on the device and are read at a bounded rate (`report_interval`), with the cancel

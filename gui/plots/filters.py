@@ -56,8 +56,12 @@ class FilterGridView(QWidget):
         """The grid image shown, or None."""
         return self._image
 
-    def set_grid(self, image: np.ndarray, grid: GridLayout, shape: tuple[int, ...]) -> None:
-        """Show a filter grid `image` laid out as `grid`, of a weight of `shape`."""
+    def set_grid(self, image: np.ndarray, grid: GridLayout, shape: tuple[int, ...], *,
+                 keep_view: bool = False) -> None:
+        """Show a filter grid `image` laid out as `grid`, of a weight of `shape`, zoomed
+        out; with `keep_view` (the same weight after an edit) the zoom stays."""
+        same_shape = (keep_view and self._image is not None
+                      and self._image.shape == image.shape)
         self._image = image
         self._layout = grid
         self.image_item.setImage(image, autoLevels=False)
@@ -66,8 +70,9 @@ class FilterGridView(QWidget):
         self.color_bar.setColorMap(style.DIVERGING_MAP if diverging else style.SEQUENTIAL_MAP)
         self.color_bar.rounding = (levels[1] - levels[0]) / 1000
         self.color_bar.setLevels(levels)
-        self.plot.getPlotItem().setRange(xRange=(0, image.shape[1]),
-                                         yRange=(0, image.shape[0]), padding=0.02)
+        if not same_shape:
+            self.plot.getPlotItem().setRange(xRange=(0, image.shape[1]),
+                                             yRange=(0, image.shape[0]), padding=0.02)
         out_channels, in_channels = shape[0], shape[1]
         parts = [f"{out_channels} filters of {in_channels} channels, "
                  f"{shape[2]}×{shape[3]} each; one cell per filter, channels left to right"]

@@ -178,9 +178,13 @@ class HeatmapView(QWidget):
 
     # ------------------------------------------------------------------ images
     def set_image(self, image: np.ndarray, scale: tuple[int, int],
-                  matrix_shape: tuple[int, int], note: str) -> None:
+                  matrix_shape: tuple[int, int], note: str, *, keep_view: bool = False) -> None:
         """Show a preview `image` whose pixels each cover `scale` (rows, columns) of a
-        matrix of `matrix_shape`; reset zoom to the whole matrix."""
+        matrix of `matrix_shape`, zoomed out to the whole matrix. With `keep_view` (the
+        same matrix again, after an edit) and an unchanged shape, the zoom stays and a
+        detail of the visible part is asked for again."""
+        same_matrix = (keep_view and self._image is not None
+                       and matrix_shape == self._matrix_shape)
         self._image = image
         self._scale = scale
         self._matrix_shape = matrix_shape
@@ -197,6 +201,9 @@ class HeatmapView(QWidget):
         # for weights of size 0.01.
         self.color_bar.rounding = (levels[1] - levels[0]) / 1000
         self.color_bar.setLevels(levels)
+        if same_matrix:
+            self._on_range_changed()
+            return
         self.plot.getPlotItem().getViewBox().setLimits(
             xMin=-0.05 * cols, xMax=1.05 * cols, yMin=-0.05 * rows, yMax=1.05 * rows)
         self.plot.getPlotItem().setRange(xRange=(0, cols), yRange=(0, rows), padding=0.02)

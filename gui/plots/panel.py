@@ -84,6 +84,8 @@ class PlotPanel(QWidget):
         self._stale: set[str] = set()
         self._refresh_pending = False
         self._overview_drawn = False
+        #: what the heatmap and the filter grid last drew, to keep their zoom on a redraw
+        self._drawn: dict[str, Any] = {}
 
         self.title = QLabel("No tensor selected", self)
         self.title.setObjectName("plotTitle")
@@ -175,6 +177,7 @@ class PlotPanel(QWidget):
         self._name = name
         self._before = None
         self._histogram = None
+        self._drawn.clear()
         self._refresh_pending = False
         for kind in ("histogram-quick", "histogram", "heatmap", "detail", "filters"):
             self.jobs.cancel(kind)
@@ -424,7 +427,10 @@ class PlotPanel(QWidget):
         if scale != (1, 1):
             parts.append(f"preview: each pixel is the mean of a {scale[0]}×{scale[1]} block; "
                          "zoom in for detail")
-        self.heatmap_view.set_image(image.numpy(), scale, matrix_shape, "; ".join(parts))
+        what = (self._name, mode, index)
+        self.heatmap_view.set_image(image.numpy(), scale, matrix_shape, "; ".join(parts),
+                                    keep_view=self._drawn.get("heatmap") == what)
+        self._drawn["heatmap"] = what
         self.plotted.emit("heatmap")
 
     def _request_detail(self, top: int, bottom: int, left: int, right: int) -> None:
@@ -456,9 +462,13 @@ class PlotPanel(QWidget):
         def compute(progress: Any = None) -> tuple[torch.Tensor, stats.GridLayout]:
             return stats.filter_grid(tensor), stats.filter_grid_layout(shape)
 
+        name = self._name
+
         def done(result: tuple[torch.Tensor, stats.GridLayout]) -> None:
             image, grid = result
-            self.filter_view.set_grid(image.numpy(), grid, shape)
+            self.filter_view.set_grid(image.numpy(), grid, shape,
+                                      keep_view=self._drawn.get("filters") == name)
+            self._drawn["filters"] = name
             self.plotted.emit("filters")
 
         grid = stats.filter_grid_layout(shape)

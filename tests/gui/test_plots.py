@@ -319,6 +319,28 @@ def test_zooming_in_on_a_big_matrix_adds_a_finer_detail(make_panel, qtbot):
     np.testing.assert_array_equal(image, matrix[r0:r1, c0:c1].numpy())
 
 
+def test_an_edit_keeps_the_zoom_and_refreshes_the_detail(make_panel, qtbot):
+    session = Session(checkpoint={"m": torch.randn(64, 64)})
+    panel = make_panel(preview_side=8)
+    panel.set_session(session)
+    panel.show_tensor("m")
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
+        panel.tabs.setCurrentWidget(panel.heatmap_view)
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS, check_params_cb=lambda k: k == "detail"):
+        panel.heatmap_view.plot.getPlotItem().setRange(xRange=(16, 24), yRange=(8, 16),
+                                                        padding=0)
+    region = panel.heatmap_view.visible_region()
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS, check_params_cb=lambda k: k == "detail"):
+        session.apply({"op": "scale", "targets": ["m"], "value": -1.0})
+    assert panel.heatmap_view.visible_region() == region
+    r0, r1, c0, c1 = region
+    np.testing.assert_array_equal(panel.heatmap_view.detail[0],
+                                  session.tensor("m")[r0:r1, c0:c1].numpy())
+
+    panel.show_tensor("m")  # chosen anew (small: drawn at once), it is shown whole
+    assert panel.heatmap_view.visible_region() == (0, 64, 0, 64)
+
+
 def test_an_nd_tensor_can_be_reshaped_or_sliced(make_panel, qtbot):
     tensor = torch.randn(3, 4, 5)
     panel = make_panel()

@@ -38,7 +38,7 @@ HISTOGRAM_SAMPLE = 2**18
 #: elements read (and converted) per step; bounds the memory a summary needs
 CHUNK = 4 * 2**20
 #: elements gathered between two cancellation checks when sampling
-SAMPLE_PIECE = 2**17
+SAMPLE_PIECE = 2**14
 #: neighbours per run of `sample_runs`: a 1 KiB stretch of float32, within one page
 RUN_LENGTH = 256
 #: the largest side of a heatmap preview, in pixels

@@ -88,7 +88,10 @@ def save_session(
     shard_bytes = parse_size(max_shard_size) if max_shard_size is not None else None
     if not path.parent.is_dir():
         raise FileError(path, f"folder {path.parent} does not exist")
-    job = _Job(session, path, progress)
+    if metadata is not None and not (isinstance(metadata, dict) and all(
+            isinstance(key, str) and isinstance(value, str) for key, value in metadata.items())):
+        raise FileError(path, "metadata: expected text keys mapped to text values")
+    job = _Job(session, path, progress, metadata)
     try:
         if kind == FOLDER:
             _save_folder(job, shard_bytes, weights_format)
@@ -130,8 +133,10 @@ def _target_kind(path: Path, format: str | None) -> str:
 class _Job:
     """State of one save: items, metadata, progress and what was written."""
 
-    def __init__(self, session: Session, path: Path, progress: Progress | None) -> None:
+    def __init__(self, session: Session, path: Path, progress: Progress | None,
+                 metadata: dict[str, str] | None = None) -> None:
         self.session = session
+        self.extra_metadata = dict(metadata or {})
         self.path = path
         self.progress = progress
         self.items = stored_items(session)
@@ -161,7 +166,7 @@ class _Job:
             values[RECIPE_KEY] = recipe
         return values
 
-    def file_metadata(self, extra: dict[str, str] | None) -> dict[str, str]:
+    def file_metadata(self) -> dict[str, str]:
         """Metadata of a single safetensors file: the opened file's, ours, the caller's."""
         kept = {}
         if self.origin is not None:
@@ -170,14 +175,15 @@ class _Job:
                     continue
                 kept[key] = value if isinstance(value, str) else json.dumps(value)
         ours = {key: json.dumps(value) for key, value in self.weightsmith_metadata().items()}
-        return {"format": "pt", **kept, **ours, **(extra or {})}
+        return {"format": "pt", **kept, **ours, **self.extra_metadata}
 
     def index_metadata(self, total: int) -> dict[str, Any]:
         kept = {}
         if self.origin is not None and self.session.source.get("layout") == "sharded":
             kept = {key: value for key, value in self.origin.metadata.items()
                     if key not in _WEIGHTSMITH_KEYS and key != "total_size"}
-        return {"total_size": total, **kept, **self.weightsmith_metadata()}
+        return {"total_size": total, **kept, **self.weightsmith_metadata(),
+                **self.extra_metadata}
 
 
 def _previous_recipe(origin: Any) -> list[Any]:
@@ -218,7 +224,7 @@ def _save_safetensors(job: _Job, shard_bytes: int | None) -> None:
         job.notes.append(f"sharded into {len(plan)} files; index {name}.index.json")
     else:
         with StagedFiles(folder) as staged:
-            _stage_file(job, staged, job.path, job.items, ".safetensors", job.file_metadata(None))
+            _stage_file(job, staged, job.path, job.items, ".safetensors", job.file_metadata())
             staged.commit()
 
 
@@ -360,7 +366,7 @@ def _write_folder(job: _Job, folder: Path, plan: Plan, stem: str, suffix: str) -
         return
     final = folder / f"{stem}{suffix}"
     with StagedFiles(folder) as staged:
-        _stage_file(job, staged, final, plan[0][0], suffix, job.file_metadata(None))
+        _stage_file(job, staged, final, plan[0][0], suffix, job.file_metadata())
         staged.commit()
     _remove_stale(folder, stem, suffix, {final.name})
 

@@ -369,3 +369,15 @@ def test_trusted_wrapper_holding_a_module_gets_it_back(tmp_path):
     assert saved["epoch"] == 9
     assert isinstance(saved["model"], MLP)
     assert torch.equal(saved["model"].fc1.bias, torch.zeros(8))
+
+
+def test_caller_metadata_is_written(tmp_path):
+    session = Session(checkpoint=mlp_state())
+    session.save(tmp_path / "m.safetensors", metadata={"author": "me"})
+    assert safe_open(str(tmp_path / "m.safetensors"), "pt").metadata()["author"] == "me"
+    session.save(tmp_path / "s.safetensors.index.json", metadata={"author": "me"},
+                 max_shard_size=100)
+    index = json.loads((tmp_path / "s.safetensors.index.json").read_text())
+    assert index["metadata"]["author"] == "me"
+    with pytest.raises(FileError, match="metadata"):
+        session.save(tmp_path / "x.safetensors", metadata={"n": 1})

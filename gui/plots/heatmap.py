@@ -74,6 +74,7 @@ class HeatmapView(QWidget):
         self._scale = (1, 1)
         self._image: np.ndarray | None = None
         self._detail: tuple[np.ndarray, tuple[int, int], int, int] | None = None
+        self._note = ""  # the note of the preview, without what the detail adds
         self._asked: tuple[int, int, int, int] | None = None
 
         self.mode_box = QComboBox(self)
@@ -190,6 +191,7 @@ class HeatmapView(QWidget):
         self._matrix_shape = matrix_shape
         self._asked = None
         self.clear_detail()
+        self._note = note
         self.note.setText(note)
         rows, cols = matrix_shape
         self.image_item.setImage(image, autoLevels=False)
@@ -212,6 +214,11 @@ class HeatmapView(QWidget):
                    left: int) -> None:
         """Lay a finer preview of the region starting at (`top`, `left`) over the view."""
         self._detail = (image, scale, top, left)
+        bottom = min(top + image.shape[0] * scale[0], self._matrix_shape[0])
+        right = min(left + image.shape[1] * scale[1], self._matrix_shape[1])
+        what = "exact values" if scale == (1, 1) else f"means of {scale[0]}×{scale[1]} blocks"
+        self.note.setText(f"{self._note}; in view (rows {top}–{bottom - 1}, columns "
+                          f"{left}–{right - 1}): {what}")
         self.detail_item.setImage(image, autoLevels=False, levels=self.color_bar.levels())
         self.detail_item.setRect(QRectF(left, top, image.shape[1] * scale[1],
                                         image.shape[0] * scale[0]))
@@ -219,6 +226,8 @@ class HeatmapView(QWidget):
 
     def clear_detail(self) -> None:
         """Hide the detail preview."""
+        if self._detail is not None:
+            self.note.setText(self._note)
         self._detail = None
         self.detail_item.clear()
         self.detail_item.hide()
@@ -229,6 +238,7 @@ class HeatmapView(QWidget):
         self._asked = None
         self.clear_detail()
         self.image_item.clear()
+        self._note = note
         self.note.setText(note)
         self.readout.clear()
 

@@ -78,6 +78,7 @@ class HistogramView(QWidget):
 
     def _update_legend(self) -> None:
         self.legend.clear()
+        self.legend.setVisible(self._has_before)  # an empty legend still draws its frame
         if self._has_before:
             self.legend.addItem(self.before_item, "before")
             self.legend.addItem(self.after_item, "after")

@@ -374,8 +374,7 @@ class PlotPanel(QWidget):
         counted = min(numel, limit)
         if quick:
             text = (f"Quick look: {counted:,} of {numel:,} elements, in runs of "
-                    f"{stats.RUN_LENGTH} neighbours at random places; a uniform random "
-                    f"sample of {min(numel, self.sample_limit):,} follows")
+                    f"{stats.RUN_LENGTH} neighbours; a uniform sample follows")
         elif result.sampled:
             text = (f"Sampled: a uniform random sample of {counted:,} of {numel:,} "
                     "elements")

@@ -187,7 +187,10 @@ def _independent_copy(slot: Slot) -> Slot:
     """A Slot with the same values and its own storage (still lazy if `slot` is)."""
     load = getattr(slot.source, "load", None)
     if not slot.loaded and load is not None:
-        return Slot(loader=load, shape=slot.shape, dtype=slot.dtype, source=slot.source)
+        # A load may be a view of the file's memory map, which the original would share
+        # once read too: the copy clones what it loads.
+        return Slot(loader=lambda: load().clone(), shape=slot.shape, dtype=slot.dtype,
+                    source=slot.source)
     return Slot(slot.tensor.detach().clone())
 
 

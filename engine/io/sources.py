@@ -6,10 +6,11 @@ file alive even after a save replaces the path (`os.replace`), so tensors that w
 never read still come from the bytes the user opened, and saving over the open file
 is safe.
 
-Tensors are read on first use: a large tensor as a private, copy-on-write memory
-map of its own byte range (edits in memory never reach the file, and only the pages
-that are touched are read), a small one by plain reads. Neither path has a 2 GiB
-limit: reads go in chunks.
+Tensors are read on first use: a large tensor as a view of a private, copy-on-write
+memory map of the file (edits in memory never reach the file, and only the pages that
+are touched are read), a small one by plain reads. One map per file, made on first use,
+so a file with thousands of tensors costs one map and one file descriptor. Neither
+path has a 2 GiB limit: reads go in chunks.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class StoredFile:
         #: identifies the bytes that were opened (device, inode, size, mtime)
         self.identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
         self._lock = threading.Lock()
+        self._mapping: mmap.mmap | None = None
+        self._mapping_failed = False
 
     def __del__(self) -> None:
         fd = getattr(self, "fd", None)
@@ -67,6 +70,20 @@ class StoredFile:
         except OSError:
             return False
         return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns) == self.identity
+
+    def mapping(self) -> mmap.mmap | None:
+        """A private, copy-on-write map of the whole file, or None when the system refuses.
+
+        Writes through it change memory only, never the file.
+        """
+        with self._lock:
+            if self._mapping is None and not self._mapping_failed and self.fd is not None:
+                try:
+                    self._mapping = mmap.mmap(self.fd, self.size, access=mmap.ACCESS_COPY)
+                except (OSError, ValueError, OverflowError):
+                    # Out of address space or commit charge: plain reads still work.
+                    self._mapping_failed = True
+            return self._mapping
 
     def read_into(self, buffer: memoryview, offset: int) -> None:
         """Fill `buffer` with the bytes at `offset`, in chunks; raise FileError if short."""
@@ -122,16 +139,16 @@ def load_tensor(source: TensorSource) -> torch.Tensor:
 
 
 def _mapped(source: TensorSource) -> torch.Tensor | None:
-    """A copy-on-write map of the tensor's bytes, or None when the system refuses one."""
-    start = source.offset - source.offset % mmap.ALLOCATIONGRANULARITY
-    length = source.offset + source.nbytes - start
-    try:
-        mapping = mmap.mmap(source.file.fd, length, offset=start, access=mmap.ACCESS_COPY)
-    except (OSError, ValueError, OverflowError):
-        return None  # out of address space or map count: plain reads still work
+    """A view of the file's copy-on-write map, or None when there is no map.
+
+    Each TensorSource must be loaded once: two loads of one source would be two views of
+    the same memory (a copy of a lazy Slot clones what it loads for that reason).
+    """
+    mapping = source.file.mapping()
+    if mapping is None:
+        return None
     numel = source.nbytes // itemsize(source.dtype)
-    flat = torch.frombuffer(mapping, dtype=source.dtype, count=numel,
-                            offset=source.offset - start)
+    flat = torch.frombuffer(mapping, dtype=source.dtype, count=numel, offset=source.offset)
     return flat.reshape(source.shape)
 
 

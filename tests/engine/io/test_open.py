@@ -261,3 +261,22 @@ def test_timm_architecture_from_a_file(tmp_path):
         session = Session.open(tmp_path / "r.safetensors", arch="timm:test_resnet")
     assert session.mode == "model"
     assert_same_tensors(session.model.state_dict(), model.state_dict())
+
+
+def test_many_mapped_tensors_cost_one_descriptor(tmp_path, monkeypatch):
+    import os
+
+    from engine.io import sources
+
+    monkeypatch.setattr(sources, "MAP_THRESHOLD", 0)  # map every tensor
+    tensors = {f"t{i}": torch.full((4,), float(i)) for i in range(1500)}
+    path = write_st(tmp_path / "many.safetensors", tensors)
+    before = len(os.listdir("/proc/self/fd"))
+    session = Session.open(path)
+    assert_same_tensors(session_tensors(session), tensors)
+    assert len(os.listdir("/proc/self/fd")) - before <= 2
+    fresh = Session.open(path)
+    fresh.apply({"op": "copy", "source": "t7", "to": "t7_copy"})  # both still unread
+    fresh.apply({"op": "add", "targets": ["t7_copy"], "value": 1.0})
+    assert torch.equal(fresh.tensor("t7"), tensors["t7"])  # the copy shares no memory
+    assert torch.equal(fresh.tensor("t7_copy"), tensors["t7"] + 1)

@@ -41,8 +41,13 @@ def probe_file(path: str, trust: bool = False, progress: Any = None) -> dict[str
     if not trust and needs_trust(path):
         from engine.io.trust import unsafe_globals
 
-        result["needs_trust"] = True
-        result["globals"] = unsafe_globals(path)
+        found = unsafe_globals(path)
+        if found != ["<unreadable>"]:
+            result["needs_trust"] = True
+            result["globals"] = found
+            return result
+        # Not a pickle that can be read at all: opening it reports the damage in one
+        # line; asking the user to trust garbage would help nobody.
         return result
     result["candidates"] = inspect_candidates(path, trust=trust)
     return result

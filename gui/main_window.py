@@ -470,7 +470,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ closing
     def closeEvent(self, event: QCloseEvent) -> None:
-        if not self.file_actions.confirm_discard("quitting"):
+        if not self.file_actions.confirm_discard(self.close):
             event.ignore()
             return
         self.tasks.stop()

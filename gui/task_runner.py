@@ -81,6 +81,8 @@ class TaskRunner(QWidget):
         task.succeeded.connect(succeeded)
         task.failed.connect(failed)
         task.cancelled.connect(cancelled)
+        # `done` is the thread's last signal: only then may the Task object go.
+        task.done.connect(task.deleteLater)
         self.label.setText(text)
         self.bar.setValue(0)
         self.cancel_button.setEnabled(True)
@@ -111,5 +113,4 @@ class TaskRunner(QWidget):
         if task is self.task:
             self.task = None
             self.hide()
-        task.deleteLater()
         self.finished.emit(task.name, outcome)

@@ -47,8 +47,9 @@ ModelIndex = QModelIndex | QPersistentModelIndex
 #: column headers; the order is the column number
 COLUMNS = ("Name", "Type", "Shape", "Dtype", "Parameters", "Trainable", "Tie group")
 NAME, TYPE, SHAPE, DTYPE, PARAMETERS, TRAINABLE, TIES = range(len(COLUMNS))
-#: rows added per fetchMore: a few screens, so a 10,000-child container stays cheap
-BATCH = 200
+#: rows added per fetchMore: views ask again until their viewport is full, so a small
+#: batch keeps the rows built close to the rows shown, even under a 100,000-wide level
+BATCH = 32
 #: the role that returns a row's dotted path
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 #: the role that returns a row's NodeInfo

@@ -7,7 +7,7 @@ before, and puts them back just after, fetching rows on the way when needed.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, Qt, Signal
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, QPoint, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView, QWidget
 
 from .tree_model import COLUMNS, NAME, TreeModel
@@ -46,6 +46,9 @@ class ModuleTreeView(QTreeView):
         self._changing = 0
         self.expanded.connect(self._on_expanded)
         self.collapsed.connect(self._on_collapsed)
+        # QTreeView fetches more rows of a nested level only when it is expanded; rows
+        # of a wide level scrolled into view are fetched here.
+        self.verticalScrollBar().valueChanged.connect(self.fetch_visible)
 
     # ------------------------------------------------------------------ model
     def tree_model(self) -> TreeModel | None:
@@ -67,6 +70,29 @@ class ModuleTreeView(QTreeView):
         for column, title in enumerate(COLUMNS):
             header.resizeSection(column, metrics.averageCharWidth() * _WIDTHS[title] + 12)
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+
+    def fetch_visible(self, *args: object) -> None:
+        """Fetch the next rows of any level whose last fetched row is on screen."""
+        model = self.tree_model()
+        if model is None:
+            return
+        for _ in range(8):  # a few batches at most per scroll step
+            rect = self.viewport().rect()
+            index = self.indexAt(QPoint(rect.width() // 2, 1))
+            fetched = False
+            while index.isValid() and self.visualRect(index).top() < rect.bottom():
+                parent = index.parent()
+                if index.row() == model.rowCount(parent) - 1 and model.canFetchMore(parent):
+                    model.fetchMore(parent)
+                    fetched = True
+                    break
+                index = self.indexBelow(index)
+            if not fetched:
+                return
+
+    def resizeEvent(self, event: object) -> None:
+        super().resizeEvent(event)  # type: ignore[arg-type]
+        self.fetch_visible()
 
     # ------------------------------------------------------------------ state by name
     def expanded_paths(self) -> set[str]:
@@ -107,6 +133,8 @@ class ModuleTreeView(QTreeView):
             index = index.parent()
         for item in reversed(chain):
             self.expand(item)
+            if model.rowCount(item) == 0 and model.canFetchMore(item):
+                model.fetchMore(item)  # now, not at the view's next layout
 
     def select_paths(self, paths: list[str], current: str | None = None) -> None:
         """Select these rows (building and expanding their ancestors) and make one current."""

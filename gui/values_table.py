@@ -204,7 +204,7 @@ class ValuesTable(QWidget):
         self.table.setModel(self.model)
         self.table.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.table.horizontalHeader().setDefaultSectionSize(
-            self.table.fontMetrics().horizontalAdvance("-0.0000000") + 8)
+            self.table.fontMetrics().horizontalAdvance("-0.00000000") + 12)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.verticalHeader().setDefaultSectionSize(
             self.table.fontMetrics().height() + 6)

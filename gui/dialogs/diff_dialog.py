@@ -49,7 +49,7 @@ class DiffDialog(QDialog):
     def __init__(self, result: dict[str, Any], path: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Compare With File")
-        self.result = result
+        self.comparison = result
         layout = QVBoxLayout(self)
         counts = {key: len(result.get(key) or []) for key, _ in _GROUPS}
         if result.get("identical"):

@@ -155,6 +155,7 @@ def read_pt(path: Path, *, trust: bool = False, choice: str | None = None,
         extras = {key: value for key, value in data.items() if key not in loose}
         source["nested_key"] = None
         source["loose"] = True
+        source["extras"] = [str(key) for key in extras]
         state = CheckpointState.from_tensors(loose)
         state.extras = extras
         return Loaded(state, source, Origin(wrapper=data, key_path=()), candidates=[])
@@ -175,6 +176,7 @@ def read_pt(path: Path, *, trust: bool = False, choice: str | None = None,
         model = None
     if path_keys:
         state.extras = {key: item for key, item in data.items() if key != path_keys[0]}
+        source["extras"] = [str(key) for key in state.extras]
     return Loaded(state, source, origin, model=model, candidates=candidates)
 
 

@@ -99,6 +99,7 @@ def test_lightning_checkpoint_lists_candidates_and_keeps_extras(tmp_path):
     session = Session.open(path)
     assert session.source["nested_key"] == "state_dict"
     assert session.source["candidates"] == ["state_dict", "ema"]
+    assert session.source["extras"] == ["epoch", "ema", "optimizer_states", "hyper_parameters"]
     assert set(session.checkpoint.extras) == {"epoch", "ema", "optimizer_states",
                                               "hyper_parameters"}
     chosen = Session.open(path, choice="ema")

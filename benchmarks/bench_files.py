@@ -144,6 +144,12 @@ def med(values: list[tuple[float, int]], index: int) -> float:
     return statistics.median(value[index] for value in values)
 
 
+def spread(values: list[tuple[float, int]]) -> str:
+    """'1.61 s (1.60-1.63)': median time with the range of the runs."""
+    times = [value[0] for value in values]
+    return f"{statistics.median(times):.2f} s ({min(times):.2f}-{max(times):.2f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-gb", type=float, default=8.0)
@@ -183,7 +189,8 @@ def fragment(args, info, listed, saved, big) -> str:
         "",
         f"Measured with `benchmarks/bench_files.py` on {platform.machine()}, {os.cpu_count()} "
         f"CPUs, torch {torch.__version__}, ext4 on a virtual disk; median of {args.repeats} "
-        "interleaved runs; whole processes; peak memory is the child's maximum resident set.",
+        "interleaved runs; whole processes; peak memory is the child's maximum resident set "
+        "(median).",
         "",
         f"Synthetic set: {info['tensors']} float32 tensors, {info['bytes'] / GIB:.2f} GiB in "
         f"{info['shards']} shards with `model.safetensors.index.json`; largest tensor "
@@ -197,9 +204,10 @@ def fragment(args, info, listed, saved, big) -> str:
     base_t, base_m = med(listed["baseline"], 0), med(listed["baseline"], 1)
     ours_t, ours_m = med(listed["inspect"], 0), med(listed["inspect"], 1)
     lines += [
-        f"| import torch + `safe_open` names and shapes (baseline) | {base_t:.2f} s | "
-        f"{base_m / MIB:.0f} MiB |",
-        f"| `python main.py inspect SET --json` | {ours_t:.2f} s | {ours_m / MIB:.0f} MiB |",
+        f"| import torch + `safe_open` names and shapes (baseline) | "
+        f"{spread(listed['baseline'])} | {base_m / MIB:.0f} MiB |",
+        f"| `python main.py inspect SET --json` | {spread(listed['inspect'])} | "
+        f"{ours_m / MIB:.0f} MiB |",
         f"| **ratio / difference** | **{ours_t / base_t:.2f}x** (target <= 2x) | "
         f"**{(ours_m - base_m) / MIB:+.0f} MiB** (target <= +300 MiB) |",
         "",
@@ -209,7 +217,7 @@ def fragment(args, info, listed, saved, big) -> str:
         "| --- | --- | --- |",
     ]
     for name in ("cp -r", "cp -r + sync", "torch import", "apply"):
-        lines.append(f"| `{name}` | {med(saved[name], 0):.2f} s | "
+        lines.append(f"| `{name}` | {spread(saved[name])} | "
                      f"{med(saved[name], 1) / MIB:.0f} MiB |")
     cp_t = med(saved["cp -r"], 0)
     sync_t = med(saved["cp -r + sync"], 0)
@@ -224,7 +232,8 @@ def fragment(args, info, listed, saved, big) -> str:
         "`copy_file_range`), the shard with the edit gets a new header, its unchanged "
         "tensors copied and only the edited tensor written from memory. Every file is "
         "fsynced before it is renamed into place (atomic save), which `cp -r` does not do; "
-        "`cp -r` + `sync` is the like-for-like comparison.",
+        "`cp -r` + `sync` is the like-for-like comparison. Times are medians with the "
+        "range of the runs in brackets; the virtual disk is shared and noisy.",
         "",
     ]
     if big is not None:

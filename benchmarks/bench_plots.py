@@ -309,7 +309,7 @@ def bench_3gib(app: QApplication, folder: Path) -> None:
     naive = best_of(lambda: torch.histc(huge, bins=100), repeat=1)
     record("A single 3 GiB float32 tensor (24,576 × 32,768) from a safetensors file, memory-mapped",
            f"histogram, file not in the page cache: first picture {cold_first * 1000:.0f} ms, "
-           f"full {cold * 1000:.0f} ms; again, warm: {warm_first * 1000:.0f} / "
+           f"full {cold * 1000:.0f} ms; a second time: {warm_first * 1000:.0f} / "
            f"{warm * 1000:.0f} ms; heatmap preview {heatmap:.1f} s (background); "
            f"statistics {stats_time:.1f} s (sampled: {summary['sampled']}); largest event-loop "
            f"gap {gap} ms (idle: {idle_gap} ms); anonymous memory +{growth:.0f} MiB",

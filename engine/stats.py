@@ -1,9 +1,9 @@
 """Tensor statistics, samples, histograms and image previews for the inspector and plots.
 
-Pure functions over tensors (and one over a Session), without Qt. They read a tensor
-in bounded chunks, so a multi-GiB tensor never gets a full-size float copy, and a
-tensor above a size limit is summarised from a uniform random sample, which every
-result says. Given the same seed, every result is the same.
+Pure functions over tensors (the layer overview also reads a Session), without Qt.
+They read a tensor in bounded chunks, so a multi-GiB tensor never gets a full-size
+float copy, and a tensor above a size limit is summarised from a uniform random
+sample, which every result says. Given the same seed, every result is the same.
 
 Conventions
 -----------

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, Qt, Signal
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from engine.stats import MEASURES
@@ -16,10 +17,38 @@ from . import style
 WHICH = (("weights", "layer weights"), ("all", "all parameters"))
 
 
+class NameAxis(pg.AxisItem):
+    """A left axis that labels bar i with the i-th name, leaving out as many labels as
+    needed for the rest not to overlap (zoom in to see them all)."""
+
+    def __init__(self) -> None:
+        super().__init__("left")
+        self.names: list[str] = []
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list:
+        if not self.names or size <= 0:
+            return []
+        low, high = sorted((minVal, maxVal))  # an inverted axis passes them swapped
+        first = max(0, math.ceil(low))
+        last = min(len(self.names) - 1, math.floor(high))
+        if last < first:
+            return []
+        pixels_per_bar = size / max(high - low, 1e-9)
+        line = QFontMetrics(self.font()).height() * 1.1
+        step = max(1, math.ceil(line / pixels_per_bar))
+        start = first + (-first) % step
+        return [(step, list(range(start, last + 1, step)))]
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        return [self.names[int(value)] if 0 <= int(value) < len(self.names) else ""
+                for value in values]
+
+
 class OverviewView(QWidget):
     """Horizontal bars, first layer at the top, names on the left axis.
 
-    Bars of zero or NaN are drawn in a warning colour. Clicking a bar asks for that
+    Bars of zero or NaN are marked with a cross in a warning colour. Names that would
+    overlap are thinned out until the user zooms in. Clicking a bar asks for that
     tensor (`tensor_clicked`).
 
     Signals
@@ -53,7 +82,8 @@ class OverviewView(QWidget):
         self.readout = QLabel(self)
         self.readout.setObjectName("overviewReadout")
 
-        self.plot = style.ThemedPlotWidget(self)
+        self.name_axis = NameAxis()
+        self.plot = style.ThemedPlotWidget(self, axisItems={"left": self.name_axis})
         plot_item = self.plot.getPlotItem()
         plot_item.invertY(True)
         plot_item.setMenuEnabled(False)
@@ -61,6 +91,10 @@ class OverviewView(QWidget):
         plot_item.getViewBox().setMouseEnabled(x=False, y=True)  # scroll along the layers
         self.bars = pg.BarGraphItem(x0=[], y=[], height=[], width=[])
         plot_item.addItem(self.bars)
+        # A zero or NaN bar has no length to colour: a cross at zero marks it instead.
+        self.marks = pg.ScatterPlotItem(symbol="x", size=10, pen=pg.mkPen(style.WARNING_COLOR),
+                                        brush=pg.mkBrush(style.WARNING_COLOR))
+        plot_item.addItem(self.marks)
         self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.plot.scene().sigMouseClicked.connect(self._on_mouse_clicked)
         self._names: list[str] = []
@@ -101,8 +135,13 @@ class OverviewView(QWidget):
         self.bars.setOpts(x0=np.zeros(count), y=np.arange(count, dtype=np.float64),
                           height=np.full(count, 0.8), width=finite,
                           brushes=self._brushes())
+        odd_rows = [row for row, value in enumerate(self._values)
+                    if not math.isfinite(value) or value == 0]
+        self.marks.setData(x=np.zeros(len(odd_rows)), y=np.array(odd_rows, dtype=np.float64))
         plot_item = self.plot.getPlotItem()
-        plot_item.getAxis("left").setTicks([list(enumerate(self._names))])
+        self.name_axis.names = list(self._names)
+        self.name_axis.picture = None  # drop the cached drawing: the names changed
+        self.name_axis.update()
         plot_item.setLabel("bottom", measure)
         plot_item.setRange(xRange=(0, float(finite.max()) if count else 1.0),
                            yRange=(-0.5, max(count, 1) - 0.5), padding=0.02)
@@ -110,7 +149,7 @@ class OverviewView(QWidget):
         odd = [name for name, value in values if not math.isfinite(value) or value == 0]
         text = f"{count} tensors"
         if odd:
-            text += f"; {len(odd)} with {measure} zero or undefined (red): " + ", ".join(odd[:5])
+            text += f"; {len(odd)} with {measure} zero or undefined (×): " + ", ".join(odd[:5])
             text += " ..." if len(odd) > 5 else ""
         self.note.setText(text)
 
@@ -119,7 +158,10 @@ class OverviewView(QWidget):
         self._names = []
         self._values = np.zeros(0)
         self.bars.setOpts(x0=[], y=[], height=[], width=[], brushes=None)
-        self.plot.getPlotItem().getAxis("left").setTicks([[]])
+        self.marks.setData(x=[], y=[])
+        self.name_axis.names = []
+        self.name_axis.picture = None
+        self.name_axis.update()
         self.note.setText(note)
         self.readout.clear()
 

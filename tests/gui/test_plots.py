@@ -417,9 +417,27 @@ def test_the_overview_has_one_bar_per_layer_and_follows_edits(make_panel, qtbot)
         session.apply({"op": "set", "target": "features.0.weight", "value": 0.0})
     assert view.values[0] == 0.0
     assert "features.0.weight" in view.note.text()  # called out as zero
+    marked_x, marked_y = view.marks.getData()
+    zero_rows = [row for row, value in enumerate(view.values) if value == 0]
+    assert 0 in zero_rows  # (BatchNorm weights, all ones, have std 0 too)
+    assert list(marked_y) == zero_rows
+    assert set(marked_x) == {0.0}
     with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
         session.undo()
     assert view.values[0] > 0.0
+
+
+def test_layer_names_are_thinned_out_rather_than_overlapped():
+    from gui.plots.overview import NameAxis
+
+    axis = NameAxis()
+    axis.names = [f"layer.{i}" for i in range(80)]
+    [(step, values)] = axis.tickValues(81.0, -2.0, 200.0)  # inverted, 2.4 px per bar
+    assert step > 1
+    assert values == list(range(0, 80, step))
+    assert axis.tickStrings(values[:2], 1.0, step) == ["layer.0", f"layer.{step}"]
+    [(step, values)] = axis.tickValues(-0.5, 9.5, 400.0)  # zoomed in: 40 px per bar
+    assert (step, values) == (1, list(range(10)))
 
 
 def test_clicking_a_bar_asks_for_that_tensor(make_panel, qtbot):

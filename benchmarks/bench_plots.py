@@ -95,7 +95,8 @@ def pump_until(app: QApplication, condition: Callable[[], bool], timeout: float 
         time.sleep(0.0005)
 
 
-def first_picture(app: QApplication, panel: PlotPanel, name: str) -> tuple[float, float]:
+def first_picture(app: QApplication, panel: PlotPanel, name: str,
+                  timeout: float = 120.0) -> tuple[float, float]:
     """Seconds from `show_tensor(name)` to the first histogram painted on screen (a quick
     look from a small sample, for a big tensor), and to the full-sample one."""
     panel.show_tensor(None)
@@ -104,10 +105,10 @@ def first_picture(app: QApplication, panel: PlotPanel, name: str) -> tuple[float
     panel.plotted.connect(drawn.append)
     start = time.perf_counter()
     panel.show_tensor(name)
-    pump_until(app, lambda: bool(drawn))
+    pump_until(app, lambda: bool(drawn), timeout)
     panel.histogram_view.plot.viewport().repaint()
     first = time.perf_counter() - start
-    pump_until(app, lambda: "histogram" in drawn)
+    pump_until(app, lambda: "histogram" in drawn, timeout)
     panel.histogram_view.plot.viewport().repaint()
     full = time.perf_counter() - start
     panel.plotted.disconnect(drawn.append)
@@ -280,6 +281,13 @@ def bench_3gib(app: QApplication, folder: Path) -> None:
 
     session = Session.open(path)
     panel = PlotPanel()
+    try:
+        _measure_3gib(app, panel, session)
+    finally:
+        panel.close()  # stops the worker: one left inside torch at exit aborts Python
+
+
+def _measure_3gib(app: QApplication, panel: PlotPanel, session: Session) -> None:
     panel.resize(800, 500)
     panel.show()
     panel.set_session(session)
@@ -292,7 +300,7 @@ def bench_3gib(app: QApplication, folder: Path) -> None:
     idle_gap = probe.stop()
     before = rss_anon_mib()
     probe.start()
-    cold_first, cold = first_picture(app, panel, "huge.weight")
+    cold_first, cold = first_picture(app, panel, "huge.weight", timeout=600)
     drawn: list[str] = []
     panel.plotted.connect(drawn.append)
     start = time.perf_counter()
@@ -300,7 +308,7 @@ def bench_3gib(app: QApplication, folder: Path) -> None:
     pump_until(app, lambda: "heatmap" in drawn, timeout=600)
     heatmap = time.perf_counter() - start
     gap = probe.stop()
-    warm_first, warm = first_picture(app, panel, "huge.weight")
+    warm_first, warm = first_picture(app, panel, "huge.weight", timeout=600)
     growth = rss_anon_mib() - before
     start = time.perf_counter()
     huge = session.tensor("huge.weight")
@@ -316,7 +324,6 @@ def bench_3gib(app: QApplication, folder: Path) -> None:
            f"full `torch.histc` over the mapped tensor: {naive * 1000:.0f} ms",
            f"histogram {naive / warm:.0f}× faster than the baseline; no full copy "
            f"(a float copy would be 3,072 MiB)")
-    panel.close()
 
 
 def write_fragment(path: Path, quick: bool, load: tuple[float, float]) -> None:

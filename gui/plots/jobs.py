@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QCoreApplication, QObject, Signal
 
 from engine.errors import WeightsmithError
 from engine.progress import Cancelled, Progress
@@ -66,6 +66,10 @@ class Jobs(QObject):
         self._running: _Job | None = None  # read by tests and shutdown; set by the worker
         self._finished.connect(self._on_finished)
         self._reported.connect(self._on_reported)
+        app = QCoreApplication.instance()
+        if app is not None:
+            # A worker still inside torch when the interpreter exits aborts the process.
+            app.aboutToQuit.connect(self.shutdown)
 
     # ------------------------------------------------------------------ API
     def run(self, kind: str, function: Callable[..., Any], done: Done, failed: Failed, *,

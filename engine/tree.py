@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import torch
+
 from .listing import dtype_name
 
 if TYPE_CHECKING:
@@ -99,14 +101,15 @@ def _numel(shape: tuple[int, ...]) -> int:
     return count
 
 
-class _Prefix:
-    """One node of the checkpoint prefix tree."""
+_ITEMSIZE: dict[torch.dtype, int] = {}
 
-    __slots__ = ("children", "is_tensor")
 
-    def __init__(self) -> None:
-        self.children: dict[str, _Prefix] = {}
-        self.is_tensor = False
+def itemsize(dtype: torch.dtype) -> int:
+    """Bytes per element of `dtype` (cached: asking torch costs a tensor each time)."""
+    size = _ITEMSIZE.get(dtype)
+    if size is None:
+        size = _ITEMSIZE[dtype] = torch.empty((), dtype=dtype).element_size()
+    return size
 
 
 class TreeIndex:
@@ -121,7 +124,10 @@ class TreeIndex:
         self.session = session
         self._children: dict[str, list[str]] = {}
         self._info: dict[str, NodeInfo] = {}
-        self._prefix_root: _Prefix | None = None
+        # Checkpoint mode: the full names below each grouped path ("" holds all); a
+        # level is grouped from its parent's list when it is first asked for.
+        self._below: dict[str, list[str]] = {}
+        self._child_sets: dict[str, set[str]] = {}
         self._tensor_ties: dict[str, tuple[str, ...]] | None = None
         self._module_ties: dict[str, tuple[str, ...]] | None = None
 
@@ -149,17 +155,21 @@ class TreeIndex:
             return (any(child is not None for child in module._modules.values())
                     or any(t is not None for t in module._parameters.values())
                     or any(t is not None for t in module._buffers.values()))
-        node = self._prefix(path)
-        return node is not None and bool(node.children)
+        return bool(self._names_below(path))
 
     def exists(self, path: str) -> bool:
         """Whether a node with this dotted path is in the document."""
         if path == "":
             return True
+        if self.session.checkpoint is not None and path in self.session.checkpoint.entries:
+            return True
         parent = parent_path(path)
         if not self.exists(parent):
             return False
-        return path in self.child_names(parent)
+        members = self._child_sets.get(parent)
+        if members is None:
+            members = self._child_sets[parent] = set(self.child_names(parent))
+        return path in members
 
     def kind(self, path: str) -> str:
         """The kind of node at `path` (see NodeInfo.kind) without computing its counts."""
@@ -177,10 +187,12 @@ class TreeIndex:
             if owner._buffers.get(leaf) is not None:
                 return BUFFER
             raise KeyError(path)
-        node = self._prefix(path)
-        if node is None:
+        assert self.session.checkpoint is not None
+        if path in self.session.checkpoint.entries:
+            return TENSOR
+        if not self.exists(path):
             raise KeyError(path)
-        return TENSOR if node.is_tensor else GROUP
+        return GROUP
 
     def _build_children(self, path: str) -> list[str]:
         def join(leaf: str) -> str:
@@ -194,8 +206,7 @@ class TreeIndex:
             names += [join(k) for k, v in module._parameters.items() if v is not None]
             names += [join(k) for k, v in module._buffers.items() if v is not None]
             return names
-        node = self._prefix(path)
-        return [] if node is None else [join(key) for key in node.children]
+        return self._group_level(path)
 
     def _module(self, path: str) -> nn.Module | None:
         model = self.session.model
@@ -208,29 +219,66 @@ class TreeIndex:
                     return None
         return module
 
-    def _prefix(self, path: str) -> _Prefix | None:
-        if self._prefix_root is None:
-            self._prefix_root = self._build_prefix_tree()
-        node: _Prefix | None = self._prefix_root
-        if path:
-            for part in path.split("."):
-                node = node.children.get(part) if node is not None else None
-        return node
+    def _names_below(self, path: str) -> list[str]:
+        """Checkpoint mode: every full name strictly below `path` (grouping levels on the way)."""
+        below = self._below.get(path)
+        if below is None:
+            if path == "":
+                assert self.session.checkpoint is not None
+                below = self._below[""] = list(self.session.checkpoint.entries)
+            else:
+                self.child_names(parent_path(path))  # groups the parent's level
+                below = self._below.setdefault(path, [])
+        return below
 
-    def _build_prefix_tree(self) -> _Prefix:
-        # One pass over the names; each dotted component becomes a node on first sight,
-        # so children keep the order in which the file lists them.
-        root = _Prefix()
+    def _group_level(self, path: str) -> list[str]:
+        # One pass over the names below `path`: each next dotted component becomes a
+        # child on first sight (so children keep the file's order), and each child
+        # keeps the names below it for when it is expanded in turn.
         assert self.session.checkpoint is not None
-        for name in self.session.checkpoint.entries:
-            node = root
-            for part in name.split("."):
-                child = node.children.get(part)
-                if child is None:
-                    child = node.children[part] = _Prefix()
-                node = child
-            node.is_tensor = True
-        return root
+        names = self._names_below(path)
+        start = len(path) + 1 if path else 0
+        order: dict[str, None] = {}
+        groups: dict[str, list[str]] = {}
+        for name in names:
+            head, dot, _ = name[start:].partition(".")
+            child = name[:start] + head
+            order[child] = None
+            if dot:
+                below = groups.get(child)
+                if below is None:
+                    below = groups[child] = []
+                below.append(name)
+        for child in order:
+            self._below[child] = groups.get(child, [])
+        return list(order)
+
+    def warm(self, rows: int = 64, big_level: int = 5_000) -> TreeIndex:
+        """Build the top level and the facts of its first `rows` rows now, and (checkpoint
+        mode) group every level with more than `big_level` names below it.
+
+        Meant for a worker thread right after a document is opened, so that showing it
+        costs the GUI thread only what is drawn, and expanding a level of a huge
+        checkpoint only what it shows. Returns the index itself.
+        """
+        top = [""] if self.root_kind == MODULE else self.child_names("")
+        for path in top[:rows]:
+            self.info(path)
+        if self.root_kind == MODULE:
+            for path in self.child_names("")[:rows]:
+                self.info(path)
+            return self
+        pending = [path for path in top if len(self._names_below(path)) > big_level]
+        while pending:
+            path = pending.pop()
+            children = self.child_names(path)
+            for child in children[:rows]:
+                self.info(child)
+            for child in children:
+                if len(self._below.get(child, ())) > big_level:
+                    self.info(child)  # its counts cost a pass over every name below
+                    pending.append(child)
+        return self
 
     # ------------------------------------------------------------------ facts
     def info(self, path: str) -> NodeInfo:
@@ -252,9 +300,7 @@ class TreeIndex:
             return NodeInfo(path, name, kind, "Parameter" if kind == PARAMETER else "buffer",
                             tuple(tensor.shape), dtype_name(tensor.dtype), tensor.numel(),
                             trainable, self._tensor_tied_with(path), False)
-        node = self._prefix(path)
-        assert node is not None
-        has_children = bool(node.children)
+        has_children = bool(self._names_below(path))
         if kind == TENSOR:
             shape, dtype = self.session.tensor_meta(path)
             return NodeInfo(path, name, kind, "tensor", tuple(shape), dtype_name(dtype),
@@ -291,21 +337,18 @@ class TreeIndex:
     def _group_totals(self, path: str) -> tuple[int, list[str]]:
         assert self.session.checkpoint is not None
         entries = self.session.checkpoint.entries
-        prefix = f"{path}." if path else ""
         numel = 0
-        dtypes: dict[str, None] = {}
+        dtypes: set[torch.dtype] = set()
         seen: set[int] = set()
-        stack = [path]
-        while stack:
-            current = stack.pop()
-            for child in self.child_names(current):
-                slot = entries.get(child)
-                if slot is not None and id(slot) not in seen and child.startswith(prefix):
-                    seen.add(id(slot))
-                    numel += slot.numel
-                    dtypes[dtype_name(slot.dtype)] = None
-                stack.append(child)
-        return numel, sorted(dtypes)
+        for name in self._names_below(path):
+            slot = entries[name]
+            key = id(slot)
+            if key in seen:
+                continue  # a tied tensor counts once
+            seen.add(key)
+            numel += _numel(slot.shape)
+            dtypes.add(slot.dtype)
+        return numel, sorted(dtype_name(dtype) for dtype in dtypes)
 
     def _tensor_tied_with(self, name: str) -> tuple[str, ...]:
         if self._tensor_ties is None:
@@ -365,6 +408,7 @@ class TreeIndex:
     def invalidate_subtree(self, path: str) -> None:
         """Forget the children and facts of `path`, everything below it and its ancestors' facts."""
         prefix = f"{path}."
+        self._child_sets.clear()
         for cache in (self._children, self._info):
             for key in [key for key in cache if path == "" or key == path
                         or key.startswith(prefix)]:
@@ -372,14 +416,16 @@ class TreeIndex:
         for ancestor in ancestors(path):
             self._info.pop(ancestor, None)
         if self.session.checkpoint is not None:
-            self._prefix_root = None  # names moved: rebuild the prefix tree on next use
+            self._below.clear()  # names moved: group the levels again on next use
+            self._children.clear()
         self.invalidate_ties()
 
     def invalidate_all(self) -> None:
         """Forget everything (a new document, or a change the index cannot localize)."""
         self._children.clear()
+        self._child_sets.clear()
         self._info.clear()
-        self._prefix_root = None
+        self._below.clear()
         self.invalidate_ties()
 
     def cached_paths(self) -> int:

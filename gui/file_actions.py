@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QMenu, QToolBar
 from engine.errors import EditError, WeightsmithError
 from engine.io.atomic import atomic_write_bytes
 from engine.journal import JournalEntry, describe_request, open_request, restore
+from engine.tree import TreeIndex
 
 from .dialogs import base
 
@@ -30,6 +31,12 @@ if TYPE_CHECKING:
 
 CHECKPOINT_FILTERS = ("Checkpoints (*.safetensors *.pt *.pth *.bin *.ckpt *.json);;"
                       "All files (*)")
+
+
+def open_and_index(request: dict[str, Any], progress: Any = None) -> tuple[Any, TreeIndex]:
+    """Open a document and build its tree's top level, both in the worker thread."""
+    session = open_request(request, progress)
+    return session, TreeIndex(session).warm()
 
 
 def probe_file(path: str, trust: bool = False, progress: Any = None) -> dict[str, Any]:
@@ -234,15 +241,16 @@ class FileActions(QObject):
         if self._busy():
             return
 
-        def opened(session: Any) -> None:
+        def opened(result: tuple[Any, TreeIndex]) -> None:
+            session, tree = result
             path = request.get("path") if request.get("kind") == "file" else None
-            self.window.set_session(session, request, path)
+            self.window.set_session(session, request, path, tree)
             if path:
                 self.window.settings.add_recent_file(path)
                 self.window.settings.set_last_folder("open", path)
             self.window.statusBar().showMessage(f"Opened {describe_request(request)}", 5000)
 
-        self.window.tasks.run(open_request, request, name="open",
+        self.window.tasks.run(open_and_index, request, name="open",
                               text=f"Opening {describe_request(request)}…", on_success=opened,
                               on_failure=self.window.show_error,
                               on_cancel=lambda: self.window.statusBar().showMessage(

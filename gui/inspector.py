@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from engine.errors import EditError
 from engine.listing import dtype_name
-from engine.tree import ancestors
+from engine.tree import ancestors, itemsize
 
 from .formatting import format_bytes, format_count, format_number, format_shape
 from .values_table import ValuesTable
@@ -36,27 +36,25 @@ if TYPE_CHECKING:
 
 #: tensors up to this many elements, already in memory, are summarised on the GUI thread
 SYNC_STATS_LIMIT = 1 << 18
+#: documents with more tensors than this have their module counts made in the background
+SYNC_SUMMARY_LIMIT = 20_000
 
 _TENSOR_FACTS = ("Shape", "Dtype", "Device", "Kind", "Trainable", "Tied with")
 _STATS = ("Min", "Max", "Mean", "Std", "Norm", "Zeros", "NaN / inf")
 _MODULE_FACTS = ("Type", "Parameters", "Trainable", "Frozen", "Buffers", "Mode", "Tied with")
 
 
-def module_summary(session: Session, path: str) -> dict[str, Any]:
+def module_summary(session: Session, path: str, progress: Any = None) -> dict[str, Any]:
     """Counts of a module (model mode) or a group of names (checkpoint mode).
+
+    Reads no tensor data. Safe to run in a worker thread (it only reads the document).
 
     Returns
     -------
     dict with type, parameters, trainable, frozen, buffers (elements), by_dtype
     ({dtype: [elements, bytes]}), mode ('train'/'eval'/''), tied_with
     """
-    by_dtype: dict[str, list[int]] = {}
-
-    def add(tensor_numel: int, dtype: Any, element_size: int) -> None:
-        entry = by_dtype.setdefault(dtype_name(dtype), [0, 0])
-        entry[0] += tensor_numel
-        entry[1] += tensor_numel * element_size
-
+    counts: dict[Any, list[int]] = {}
     result: dict[str, Any] = {"parameters": 0, "trainable": 0, "frozen": 0, "buffers": 0,
                               "mode": "", "tied_with": [], "type": ""}
     if session.model is not None:
@@ -66,23 +64,33 @@ def module_summary(session: Session, path: str) -> dict[str, Any]:
             count = tensor.numel()
             result["parameters"] += count
             result["trainable" if tensor.requires_grad else "frozen"] += count
-            add(count, tensor.dtype, tensor.element_size())
+            counts.setdefault(tensor.dtype, [0])[0] += count
         for tensor in module.buffers():
             result["buffers"] += tensor.numel()
-            add(tensor.numel(), tensor.dtype, tensor.element_size())
+            counts.setdefault(tensor.dtype, [0])[0] += tensor.numel()
         result["mode"] = "train" if module.training else "eval"
     else:
         assert session.checkpoint is not None
         prefix = f"{path}." if path else ""
         seen: set[int] = set()
         for name, slot in session.checkpoint.entries.items():
-            if (name == path or name.startswith(prefix)) and id(slot) not in seen:
+            if (not prefix or name == path or name.startswith(prefix)) and id(slot) not in seen:
                 seen.add(id(slot))
-                result["parameters"] += slot.numel
-                add(slot.numel, slot.dtype, slot.nbytes // max(slot.numel, 1))
+                count = 1
+                for size in slot.shape:
+                    count *= size
+                result["parameters"] += count
+                counts.setdefault(slot.dtype, [0])[0] += count
         result["type"] = "group of tensors"
-    result["by_dtype"] = by_dtype
+    result["by_dtype"] = {dtype_name(dtype): [elements, elements * itemsize(dtype)]
+                          for dtype, (elements,) in counts.items()}
     return result
+
+
+def _tensor_count(session: Session) -> int:
+    if session.checkpoint is not None:
+        return len(session.checkpoint.entries)
+    return len(session.tensor_entries())
 
 
 def _stats_job(session: Session, name: str, progress: Any = None) -> dict[str, Any]:
@@ -253,10 +261,33 @@ class Inspector(QWidget):
         self.facts_box.show()
 
     def _show_module(self, session: Session, path: str) -> None:
-        summary = module_summary(session, path)
         whole = path == ""
         self.title.setText(("The whole model" if session.model is not None else
                             "The whole checkpoint") if whole else path)
+        self.stats_box.hide()
+        self.values_box.hide()
+        self.values.show_tensor(None, None)
+        if _tensor_count(session) <= SYNC_SUMMARY_LIMIT:
+            self._fill_module(session, path, module_summary(session, path))
+            return
+        # A big document: count in the background, so the window never waits for it.
+        self.subtitle.setText("Counting…")
+        self._set_facts([])
+        self.dtype_box.hide()
+        task = Task(module_summary, session, path, name="counts")
+        task.succeeded.connect(lambda summary, task=task: self._on_summary(task, summary))
+        task.failed.connect(lambda message, task=task: self._on_task_failed(task, message))
+        self._task = task
+        task.start()
+
+    def _on_summary(self, task: Task, summary: dict[str, Any]) -> None:
+        if task is not self._task or self.session is None:
+            return
+        self._task = None
+        self._fill_module(self.session, self.path or "", summary)
+
+    def _fill_module(self, session: Session, path: str, summary: dict[str, Any]) -> None:
+        whole = path == ""
         self.subtitle.setText(summary["type"])
         total = summary["parameters"]
         rows = [("Parameters", format_count(total))]
@@ -278,9 +309,6 @@ class Inspector(QWidget):
             label.setText(f"{format_count(elements)} elements · {format_bytes(nbytes)}")
             self.dtype_form.addRow(f"{dtype}:", label)
         self.dtype_box.setVisible(bool(summary["by_dtype"]))
-        self.stats_box.hide()
-        self.values_box.hide()
-        self.values.show_tensor(None, None)
 
     @staticmethod
     def _module_ties(session: Session, path: str) -> list[str]:

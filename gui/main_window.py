@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from engine.errors import EditError
 from engine.journal import Journal, describe_request
 from engine.listing import dtype_name
+from engine.tree import TreeIndex, itemsize
 
 from .actions import EditActions
 from .dialogs import base
@@ -40,18 +41,24 @@ from .task_runner import TaskRunner
 from .tree_filter import FilterResult
 from .tree_model import TreeModel
 from .tree_view import ModuleTreeView
+from .workers import Task
 
 if TYPE_CHECKING:
     from engine.session import Session
 
 APP_NAME = "Weightsmith"
+#: documents with more tensors than this have their totals counted in the background
+SYNC_TOTALS_LIMIT = 20_000
 
 
-def document_totals(session: Session) -> dict[str, Any]:
-    """Parameters, trainable parameters, bytes by dtype and devices, each tensor once."""
-    totals: dict[str, Any] = {"parameters": 0, "trainable": 0, "bytes_by_dtype": {},
-                              "devices": set()}
-    by_dtype = totals["bytes_by_dtype"]
+def document_totals(session: Session, progress: Any = None) -> dict[str, Any]:
+    """Parameters, trainable parameters, bytes by dtype and devices, each tensor once.
+
+    Reads no tensor data; safe in a worker thread (it only reads the document).
+    """
+    parameters = trainable = 0
+    elements: dict[Any, int] = {}
+    devices: set[str] = set()
     if session.model is not None:
         seen: set[int] = set()
         for kind, tensors in (("parameter", session.model.parameters()),
@@ -62,21 +69,26 @@ def document_totals(session: Session) -> dict[str, Any]:
                 seen.add(id(tensor))
                 count = tensor.numel()
                 if kind == "parameter":
-                    totals["parameters"] += count
+                    parameters += count
                     if tensor.requires_grad:
-                        totals["trainable"] += count
-                name = dtype_name(tensor.dtype)
-                by_dtype[name] = by_dtype.get(name, 0) + count * tensor.element_size()
-                totals["devices"].add(str(tensor.device))
+                        trainable += count
+                elements[tensor.dtype] = elements.get(tensor.dtype, 0) + count
+                devices.add(str(tensor.device))
     else:
         assert session.checkpoint is not None
         slots = {id(slot): slot for slot in session.checkpoint.entries.values()}
         for slot in slots.values():
-            totals["parameters"] += slot.numel
-            name = dtype_name(slot.dtype)
-            by_dtype[name] = by_dtype.get(name, 0) + slot.nbytes
-            totals["devices"].add(str(slot.tensor.device) if slot.loaded else "cpu")
-    return totals
+            count = 1
+            for size in slot.shape:
+                count *= size
+            parameters += count
+            elements[slot.dtype] = elements.get(slot.dtype, 0) + count
+            if slot.loaded:
+                devices.add(str(slot.tensor.device))
+        devices = devices or {"cpu"}
+    return {"parameters": parameters, "trainable": trainable, "devices": devices,
+            "bytes_by_dtype": {dtype_name(dtype): count * itemsize(dtype)
+                               for dtype, count in elements.items()}}
 
 
 def _optional_panel(module: str, cls: str) -> Any:
@@ -189,6 +201,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self.tree.customContextMenuRequested.connect(self._show_context_menu)
 
+        self._totals_task: Task | None = None
         self._totals_timer = QTimer(self)
         self._totals_timer.setSingleShot(True)
         self._totals_timer.setInterval(100)
@@ -275,8 +288,11 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ the document
     def set_session(self, session: Session | None, request: dict[str, Any] | None = None,
-                    path: str | None = None) -> None:
-        """Show `session`, opened as `request` (for the journal) from `path` (for Save)."""
+                    path: str | None = None, tree: TreeIndex | None = None) -> None:
+        """Show `session`, opened as `request` (for the journal) from `path` (for Save).
+
+        `tree` may be an index of the session warmed in the worker that opened it.
+        """
         old = self.session
         if old is not None:
             events = old.events
@@ -291,7 +307,7 @@ class MainWindow(QMainWindow):
         self.filter_edit.blockSignals(True)
         self.filter_edit.clear()
         self.filter_edit.blockSignals(False)
-        self.tree_model.set_session(session)
+        self.tree_model.set_session(session, tree)
         self.inspector.set_session(session)
         self.history_panel.set_session(session)
         for panel in (self.plots, self.training):
@@ -365,14 +381,35 @@ class MainWindow(QMainWindow):
         self.edit_actions.update_enabled()
 
     def update_status(self) -> None:
-        """Show totals, memory by dtype, mode and device in the status bar."""
+        """Show totals, memory by dtype, mode and device in the status bar.
+
+        A document of more than `SYNC_TOTALS_LIMIT` tensors is counted in the
+        background (the labels keep their last figures until then).
+        """
         session = self.session
         if session is None:
             for label in (self.params_label, self.memory_label, self.mode_label,
                           self.device_label):
                 label.setText("")
             return
-        totals = document_totals(session)
+        self.mode_label.setText(f"Mode: {session.mode}")
+        count = len(session.checkpoint.entries) if session.checkpoint is not None else \
+            len(session.tensor_entries())
+        if count <= SYNC_TOTALS_LIMIT:
+            self._show_totals(session, document_totals(session))
+            return
+        if self._totals_task is not None:
+            self._totals_task.cancel()
+        task = self._totals_task = Task(document_totals, session, name="totals")
+        task.succeeded.connect(lambda totals, task=task: self._on_totals(task, session, totals))
+        task.start()
+
+    def _on_totals(self, task: Task, session: Session, totals: dict[str, Any]) -> None:
+        if task is self._totals_task and session is self.session:
+            self._totals_task = None
+            self._show_totals(session, totals)
+
+    def _show_totals(self, session: Session, totals: dict[str, Any]) -> None:
         if session.model is not None:
             self.params_label.setText(
                 f"Parameters: {format_short_count(totals['parameters'])} "

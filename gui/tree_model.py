@@ -101,12 +101,20 @@ class TreeModel(QAbstractItemModel):
             self.set_session(session)
 
     # ------------------------------------------------------------------ session
-    def set_session(self, session: Session | None) -> None:
-        """Show `session` (None: nothing); disconnects from the previous session."""
+    def set_session(self, session: Session | None, tree: TreeIndex | None = None) -> None:
+        """Show `session` (None: nothing); disconnects from the previous session.
+
+        `tree` may be an index of `session` prepared (warmed) in a worker thread.
+        """
         self.beginResetModel()
         self._disconnect()
         self.session = session
-        self.tree = TreeIndex(session) if session is not None else None
+        if session is None:
+            self.tree = None
+        elif tree is not None and tree.session is session:
+            self.tree = tree
+        else:
+            self.tree = TreeIndex(session)
         self._filter = None
         self._clear_nodes()
         if session is not None:

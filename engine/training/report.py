@@ -32,7 +32,7 @@ class TrainReport:
     `steps` counts the optimizer steps done (fewer than `steps_planned` when the run was
     stopped); the loss and accuracy windows are the means over the first and last tenth
     of the steps (at least one step each). Accuracy is measured on every step of runs
-    up to 1,000 steps, and on evenly spaced steps of longer ones (`accuracy_every`).
+    up to 250 steps, and on 250 evenly spaced steps of longer ones (`accuracy_every`).
     """
 
     device: str

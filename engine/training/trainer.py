@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 #: accuracy points measured per run at most: beyond, every k-th step is measured, so that
 #: the three small operations it costs stay a negligible part of a tiny model's step
-ACCURACY_POINTS = 1000
+ACCURACY_POINTS = 250
 #: why the session refuses edits while a run is in progress, and after it until decided
 RUNNING = "a test training is running"
 UNDECIDED = "a test training finished: keep or discard its weights first"

@@ -16,6 +16,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
+    QHBoxLayout,
     QLabel,
     QProgressBar,
     QSplitter,
@@ -164,16 +165,20 @@ class Inspector(QWidget):
         top_layout.setContentsMargins(0, 0, 0, 0)
         top_layout.addWidget(self.title)
         top_layout.addWidget(self.subtitle)
-        top_layout.addWidget(self.facts_box)
-        top_layout.addWidget(self.stats_box)
+        # Facts and statistics side by side: the values table below keeps the height.
+        boxes = QHBoxLayout()
+        boxes.addWidget(self.facts_box, 1)
+        boxes.addWidget(self.stats_box, 1)
+        top_layout.addLayout(boxes)
         top_layout.addWidget(self.dtype_box)
-        top_layout.addStretch(1)
         splitter = QSplitter(Qt.Orientation.Vertical, self)
         splitter.addWidget(top)
         splitter.addWidget(self.values_box)
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
         splitter.setChildrenCollapsible(False)
+        self.splitter = splitter
+        self.values.table.setMinimumHeight(90)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(splitter)

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMainWindow,
     QMenu,
+    QScrollArea,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -176,7 +177,12 @@ class MainWindow(QMainWindow):
                                      Qt.DockWidgetArea.BottomDockWidgetArea)
         self.training_dock = None
         if self.training is not None:
-            self.training_dock = self._dock("Test training", "training", self.training,
+            # Scrolled: its form is tall, and must not set the window's minimum height.
+            scroller = QScrollArea(self)
+            scroller.setWidgetResizable(True)
+            scroller.setFrameShape(QScrollArea.Shape.NoFrame)
+            scroller.setWidget(self.training)
+            self.training_dock = self._dock("Test training", "training", scroller,
                                             Qt.DockWidgetArea.BottomDockWidgetArea)
             self.tabifyDockWidget(self.plots_dock, self.training_dock)
             self.plots_dock.raise_()

@@ -222,3 +222,34 @@ def test_pyside_refcount_fix_keeps_long_sessions_alive(qapp):
     else:
         assert sys.getrefcount(None) >= none_before - 10
     label.deleteLater()
+
+
+def test_big_documents_are_counted_in_the_background(make_window, qtbot, monkeypatch):
+    import gui.inspector as inspector_module
+    import gui.main_window as main_window_module
+
+    monkeypatch.setattr(main_window_module, "SYNC_TOTALS_LIMIT", 3)
+    monkeypatch.setattr(inspector_module, "SYNC_SUMMARY_LIMIT", 3)
+    session = Session(checkpoint={f"layer{i}.w": torch.ones(2, 2) for i in range(10)})
+    window = make_window(session)
+    qtbot.waitUntil(lambda: window.params_label.text() == "Elements: 40", timeout=5000)
+    window.select_paths(["layer3"])
+    assert window.inspector.subtitle.text() == "Counting…"
+    qtbot.waitUntil(lambda: "Parameters" in window.inspector.facts, timeout=5000)
+    assert window.inspector.facts["Parameters"].text() == "4"
+    session.apply({"op": "delete", "targets": ["layer0.w"]})
+    qtbot.waitUntil(lambda: window.params_label.text() == "Elements: 36", timeout=5000)
+
+
+def test_the_open_task_hands_over_a_warmed_tree(make_window, qtbot, tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "many.safetensors"
+    save_file({f"block.{i}.weight": torch.zeros(2) for i in range(300)}, str(path))
+    window = make_window()
+    window.file_actions.open_path(str(path))
+    qtbot.waitUntil(lambda: window.session is not None and not window.tasks.busy, timeout=20000)
+    tree = window.tree_model.tree
+    assert "block" in tree._info  # its facts were computed in the worker
+    assert window.tree_model.info_of(window.tree_model.index_for_path("block")).parameters \
+        == 600

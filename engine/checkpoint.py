@@ -8,6 +8,7 @@ header, so a listing of a huge file reads no tensor data.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ Loader = Callable[[], torch.Tensor]
 class Slot:
     """One tensor of a checkpoint, loaded on first use."""
 
-    __slots__ = ("_dtype", "_loader", "_shape", "_tensor", "source")
+    __slots__ = ("_dtype", "_loader", "_lock", "_shape", "_tensor", "source")
 
     def __init__(
         self,
@@ -35,6 +36,9 @@ class Slot:
             raise ValueError("a lazy Slot needs a loader, a shape and a dtype")
         self._tensor = tensor
         self._loader = loader
+        # A plot worker may read a slot while the GUI thread edits it: the first read
+        # must happen once, or an edit made to one copy could be lost to the other.
+        self._lock = threading.Lock() if tensor is None else None
         self._shape = tuple(tensor.shape) if tensor is not None else tuple(shape or ())
         self._dtype = tensor.dtype if tensor is not None else dtype
         #: where the bytes came from (file and key), for saves that copy unchanged data
@@ -48,15 +52,18 @@ class Slot:
     def tensor(self) -> torch.Tensor:
         """The tensor, read from its file on first use."""
         if self._tensor is None:
-            assert self._loader is not None
-            tensor = self._loader()
-            if tuple(tensor.shape) != self._shape or tensor.dtype != self._dtype:
-                raise ValueError(
-                    f"stored tensor is {tuple(tensor.shape)} {tensor.dtype}, "
-                    f"header said {self._shape} {self._dtype}"
-                )
-            self._tensor = tensor
-            self._loader = None
+            assert self._lock is not None
+            with self._lock:
+                if self._tensor is None:
+                    assert self._loader is not None
+                    tensor = self._loader()
+                    if tuple(tensor.shape) != self._shape or tensor.dtype != self._dtype:
+                        raise ValueError(
+                            f"stored tensor is {tuple(tensor.shape)} {tensor.dtype}, "
+                            f"header said {self._shape} {self._dtype}"
+                        )
+                    self._tensor = tensor
+                    self._loader = None
         return self._tensor
 
     @property

@@ -73,3 +73,18 @@ def test_model_against_checkpoint_and_files(tmp_path):
     result = diff_files(tmp_path / "a.safetensors", tmp_path / "b.pt")
     assert [item["name"] for item in result["changed"]] == ["block.0.bias"]
     assert abs(result["changed"][0]["max_abs_diff"] - 1.0) < 1e-6
+
+
+def test_unread_file_tensors_are_compared_in_chunks_and_not_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(diff, "CHUNK_ELEMENTS", 5)
+    a = {"t": torch.arange(23.0), "same": torch.ones(11), "moved": torch.arange(12.0)}
+    b = {"t": torch.arange(23.0), "same": torch.ones(11), "renamed": torch.arange(12.0)}
+    b["t"][[0, 12, 22]] = -1.0
+    Session(checkpoint=a).save(tmp_path / "a.safetensors")
+    Session(checkpoint=b).save(tmp_path / "b.safetensors")
+    left, right = Session.open(tmp_path / "a.safetensors"), Session.open(tmp_path / "b.safetensors")
+    result = diff_sessions(left, right)
+    assert result["changed"] == [{"name": "t", "numel": 23, "changed_elements": 3,
+                                  "max_abs_diff": 23.0}]
+    assert result["renamed"] == [{"from": "moved", "to": "renamed"}]
+    assert not any(slot.loaded for slot in left.checkpoint.entries.values())

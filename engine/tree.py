@@ -251,7 +251,14 @@ class TreeIndex:
                 below.append(name)
         for child in order:
             self._below[child] = groups.get(child, [])
-        return list(order)
+        children = list(order)
+        # Files often list numbered children as text ("10" before "2"); a level whose
+        # children are all numbers is shown in numeric order, like a module list.
+        heads = [child[start:] for child in children]
+        if heads and all(head.isdigit() for head in heads):
+            children = [child for _, child in sorted(zip(map(int, heads), children,
+                                                         strict=True))]
+        return children
 
     def warm(self, rows: int = 64, big_level: int = 5_000) -> TreeIndex:
         """Build the top level and the facts of its first `rows` rows now, and (checkpoint

@@ -32,6 +32,26 @@ if TYPE_CHECKING:
 
 #: checkpoint tensor operations offered when the engine registers them
 TENSOR_OPS = ("rename", "copy", "cast", "resize", "delete")
+_READ_CHUNK = 8 << 20
+
+
+def read_through(path: str, progress: Any = None) -> int:
+    """Read a file once, in chunks, so that reading it again comes from the OS cache.
+
+    Returns the bytes read; a missing file reads 0 (the edit then reports it).
+    """
+    from engine.progress import report
+
+    try:
+        size = Path(path).stat().st_size
+        done = 0
+        with open(path, "rb") as handle:
+            while chunk := handle.read(_READ_CHUNK):
+                done += len(chunk)
+                report(progress, done / max(size, 1), f"{done >> 20} MiB read")
+    except OSError:
+        return 0
+    return done
 
 
 class EditActions(QObject):
@@ -349,8 +369,12 @@ class EditActions(QObject):
             self.apply(dialog.spec())
 
     def load_weights(self) -> None:
-        """Load weights from a file and show the report."""
-        from .dialogs.load_dialog import LoadDialog, LoadReportDialog
+        """Load weights from a file and show the report.
+
+        The file is read once in the background first (with progress and Cancel), so
+        the edit itself, which must run on the GUI thread, reads it from the cache.
+        """
+        from .dialogs.load_dialog import LoadDialog
 
         if self._session() is None:
             return
@@ -358,6 +382,17 @@ class EditActions(QObject):
         if not base.run_dialog(dialog):
             return
         spec = dialog.spec()
+        if self.window.tasks.busy:
+            self._apply_load(spec)
+            return
+        self.window.tasks.run(read_through, spec["path"], name="read",
+                              text=f"Reading {Path(spec['path']).name}…",
+                              on_success=lambda _: self._apply_load(spec),
+                              on_failure=lambda _: self._apply_load(spec))
+
+    def _apply_load(self, spec: dict[str, Any]) -> None:
+        from .dialogs.load_dialog import LoadReportDialog
+
         report = self.apply(spec)
         if report is not None:
             self.window.settings.set_last_folder("open", spec["path"])

@@ -29,6 +29,7 @@ from engine.listing import dtype_name
 from engine.tree import ancestors, itemsize
 
 from .formatting import format_bytes, format_count, format_number, format_shape
+from .task_runner import in_background
 from .values_table import ValuesTable
 from .workers import Task
 
@@ -206,7 +207,10 @@ class Inspector(QWidget):
 
     def close_session(self) -> None:
         """Stop listening and stop any background work (the window is closing)."""
+        task = self._task
         self._cancel_task()
+        if task is not None:
+            task.wait(5.0)
         self.set_session(None)
 
     # ------------------------------------------------------------------ showing
@@ -279,7 +283,7 @@ class Inspector(QWidget):
         self.subtitle.setText("Counting…")
         self._set_facts([])
         self.dtype_box.hide()
-        task = Task(module_summary, session, path, name="counts")
+        task = Task(in_background(module_summary), session, path, name="counts")
         task.succeeded.connect(lambda summary, task=task: self._on_summary(task, summary))
         task.failed.connect(lambda message, task=task: self._on_task_failed(task, message))
         self._task = task
@@ -372,7 +376,7 @@ class Inspector(QWidget):
 
     def _start_task(self, session: Session, name: str) -> None:
         # No Qt parent: the worker thread may outlive this widget and must find its Task.
-        task = Task(_stats_job, session, name, name="statistics")
+        task = Task(in_background(_stats_job), session, name, name="statistics")
         task.progressed.connect(self._on_task_progress)
         task.succeeded.connect(lambda result, task=task: self._on_task_done(task, result))
         task.failed.connect(lambda message, task=task: self._on_task_failed(task, message))

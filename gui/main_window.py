@@ -38,7 +38,7 @@ from .history_panel import HistoryPanel
 from .icons import icon
 from .inspector import Inspector
 from .settings import Settings
-from .task_runner import TaskRunner
+from .task_runner import TaskRunner, in_background
 from .tree_filter import FilterResult
 from .tree_model import TreeModel
 from .tree_view import ModuleTreeView
@@ -406,7 +406,7 @@ class MainWindow(QMainWindow):
             return
         if self._totals_task is not None:
             self._totals_task.cancel()
-        task = self._totals_task = Task(document_totals, session, name="totals")
+        task = self._totals_task = Task(in_background(document_totals), session, name="totals")
         task.succeeded.connect(lambda totals, task=task: self._on_totals(task, session, totals))
         task.start()
 
@@ -517,6 +517,10 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.tasks.stop()
+        if self._totals_task is not None:
+            self._totals_task.cancel()
+            self._totals_task.wait(5.0)
+            self._totals_task = None
         self.inspector.close_session()
         for panel in (self.plots, self.training):
             if panel is not None and hasattr(panel, "set_session"):

@@ -80,3 +80,11 @@ def test_structure_invalidation_rebuilds_a_subtree():
     assert tree.child_names("0") == []
     assert tree.info("0").type_name == "Identity"
     assert tree.info("").parameters == 0
+
+
+def test_numbered_checkpoint_levels_are_in_numeric_order():
+    names = [f"layers.{i}.w" for i in (0, 1, 10, 11, 2, 3)] + ["layers.x.w"]
+    tree = TreeIndex(Session(checkpoint={name: torch.zeros(1) for name in names[:-1]}))
+    assert tree.child_names("layers") == [f"layers.{i}" for i in (0, 1, 2, 3, 10, 11)]
+    mixed = TreeIndex(Session(checkpoint={name: torch.zeros(1) for name in names}))
+    assert mixed.child_names("layers")[-1] == "layers.x"  # file order when not all numbers

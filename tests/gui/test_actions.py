@@ -246,7 +246,7 @@ def test_replace_head(cnn_window, dialogs):
     round_trip(window, window.edit_actions.replace_head_action.trigger, changed)
 
 
-def test_load_weights_shows_the_report(cnn_window, dialogs, tmp_path):
+def test_load_weights_shows_the_report(cnn_window, dialogs, tmp_path, qtbot):
     window = cnn_window
     session = window.session
     other = seeded(SmallCNN, seed=5)
@@ -268,7 +268,12 @@ def test_load_weights_shows_the_report(cnn_window, dialogs, tmp_path):
         assert reports[0]["Loaded"] == ["features.0.weight", "features.0.bias"]
         assert reports[0]["Unexpected"] == ["unknown.weight"]
 
-    round_trip(window, window.edit_actions.load_action.trigger, changed)
+    def act():
+        window.edit_actions.load_action.trigger()
+        # The file is read in the background first; the edit follows on the GUI thread.
+        qtbot.waitUntil(lambda: not window.tasks.busy and bool(reports), timeout=10000)
+
+    round_trip(window, act, changed)
 
 
 def test_refused_edit_is_one_line_and_changes_nothing(cnn_window, dialogs):

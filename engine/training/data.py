@@ -25,6 +25,7 @@ from .model_io import (
     first_layer,
     first_line,
     model_placement,
+    probe_proposed_input,
     propose_input,
 )
 
@@ -220,8 +221,7 @@ def synthetic_data(config: TrainConfig, model: nn.Module, seed: int) -> TensorDa
         except EditError as error:
             raise EditError(f"train.input_shape: {error}") from None
     else:
-        guess = propose_input(model, dtype)
-        output = check_input(model, guess, dtype)
+        guess, output = probe_proposed_input(model, dtype)
     generator = torch.Generator().manual_seed(seed)
     inputs = example_inputs(guess, config.samples, dtype, generator)
     task = config.task or "classification"

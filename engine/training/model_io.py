@@ -141,6 +141,12 @@ def propose_input(model: nn.Module, dtype: torch.dtype) -> InputGuess:
     ------
     EditError : no first layer found, or no tried shape fits (give input_shape)
     """
+    return probe_proposed_input(model, dtype)[0]
+
+
+def probe_proposed_input(model: nn.Module,
+                         dtype: torch.dtype) -> tuple[InputGuess, torch.Tensor]:
+    """`propose_input`, with the model's output for two samples of the proposed shape."""
     found = first_layer(model)
     if found is None:
         raise EditError("train.input_shape: cannot be proposed (the model has no Conv, Linear "
@@ -148,12 +154,10 @@ def propose_input(model: nn.Module, dtype: torch.dtype) -> InputGuess:
     path, layer = found
     if isinstance(layer, nn.Embedding | nn.EmbeddingBag):
         guess = InputGuess((SEQUENCE_LENGTH,), layer.num_embeddings, path)
-        check_input(model, guess, dtype)
-        return guess
+        return guess, check_input(model, guess, dtype)
     if isinstance(layer, nn.Linear):
         guess = InputGuess((layer.in_features,), None, path)
-        check_input(model, guess, dtype)
-        return guess
+        return guess, check_input(model, guess, dtype)
     channels = layer.in_channels
     dims = 1 if isinstance(layer, nn.Conv1d) else 3 if isinstance(layer, nn.Conv3d) else 2
     sides = IMAGE_SIDES if dims == 2 else (64, 32, 16, 8, 128, 224)
@@ -161,11 +165,9 @@ def propose_input(model: nn.Module, dtype: torch.dtype) -> InputGuess:
     for side in sides:
         guess = InputGuess((channels, *([side] * dims)), None, path)
         try:
-            check_input(model, guess, dtype)
+            return guess, check_input(model, guess, dtype)
         except EditError as error:
             last_error = str(error)
-            continue
-        return guess
     raise EditError(f"train.input_shape: no tried size fits the model (first layer {path} "
                     f"takes {channels} channel(s); last try: {last_error}); give input_shape")
 

@@ -2,7 +2,7 @@
 
 Before the first step the values of every tensor the run may change (trainable
 parameters and every buffer) are recorded as `ValueChange`s, and a digest of every
-tensor is taken (the frozen ones too, which the optimizer never sees). After the run
+frozen parameter is taken (the optimizer never sees them). After the run
 a report says what changed and whether the frozen tensors are bit-identical and the
 tied ones still one object. The result is then kept as one undoable step (op
 "train") or discarded, which writes the recorded values back in place: the same
@@ -319,8 +319,24 @@ def digest(tensor: torch.Tensor) -> bytes:
     return hasher.digest()
 
 
+class _Recorded(ValueChange):
+    """The values of a tensor from before a run, to put back; it can tell whether they moved."""
+
+    def changed(self) -> bool:
+        """True when the live tensor's bits differ from the recorded ones (before any undo)."""
+        live, saved = self.tensor.detach(), self._saved
+        if live.shape != saved.shape or live.dtype != saved.dtype:
+            return True
+        return not torch.equal(_bits(live), _bits(saved))
+
+
+def _bits(tensor: torch.Tensor) -> torch.Tensor:
+    # Compared as bytes: NaNs equal themselves, and -0.0 differs from 0.0.
+    return tensor.contiguous().reshape(-1).view(torch.uint8)
+
+
 class _Snapshot:
-    """The state before a run: saved values of what may change, digests of the rest."""
+    """The state before a run: saved values of what may change, digests of the frozen rest."""
 
     def __init__(self, session: Session, model: nn.Module) -> None:
         eval_batchnorm: dict[str, nn.Module] = {}
@@ -331,11 +347,11 @@ class _Snapshot:
                 (eval_batchnorm if kept else train_batchnorm)[path] = module
         held_still = {id(tensor) for module in eval_batchnorm.values()
                       for tensor in module.buffers(recurse=False)}
-        self.changes: list[ValueChange] = []
+        self.records: dict[str, _Recorded] = {}
         self.names: dict[int, str] = {}
         self.trainable: list[str] = []
-        self.frozen: dict[str, bytes] = {}
-        self.before: dict[str, bytes] = {}
+        self.frozen: dict[str, bytes] = {}  # frozen parameters: a digest is enough
+        self.held_still: set[str] = set()  # statistics of BatchNorm kept in eval mode
         for entry in session.tensor_entries():
             tensor = entry.tensor
             if id(tensor) in self.names:
@@ -347,11 +363,12 @@ class _Snapshot:
             if entry.kind == "parameter":
                 self.trainable.append(entry.name)
             elif id(tensor) in held_still:
-                self.frozen[entry.name] = digest(tensor)
+                self.held_still.add(entry.name)
             # Buffers are recorded whatever they are: BatchNorm statistics move, and a
             # model's forward may update a buffer of its own; Discard restores them all.
-            self.changes.append(ValueChange(tensor, None, tuple(session.aliases(entry.name))))
-            self.before[entry.name] = digest(tensor)
+            self.records[entry.name] = _Recorded(tensor, None,
+                                                 tuple(session.aliases(entry.name)))
+        self.changes: list[ValueChange] = list(self.records.values())
         self.ties = [(group, session.tensor(group[0])) for group in session.tie_groups()]
         self.eval_batchnorm = eval_batchnorm
         self.train_batchnorm = train_batchnorm
@@ -365,16 +382,15 @@ class _Snapshot:
     def verify(self, session: Session, report: TrainReport) -> None:
         """Compare the tensors with the state before; fill in the report's findings."""
         assert session.model is not None
-        tensors = {name: session.entry(name).tensor for name in [*self.before, *self.frozen]}
-        self.changed = {name for name, value in self.before.items()
-                        if digest(tensors[name]) != value}
+        self.changed = {name for name, record in self.records.items() if record.changed()}
         frozen_changed = {name for name, value in self.frozen.items()
-                          if digest(tensors[name]) != value}
+                          if digest(session.entry(name).tensor) != value}
+        frozen_changed |= self.changed & self.held_still
         order = list(self.names.values())
         report.changed = [name for name in order if name in self.changed or name in frozen_changed]
         report.trainable_count = len(self.trainable)
         report.trainable_unchanged = [name for name in self.trainable if name not in self.changed]
-        report.frozen_count = len(self.frozen)
+        report.frozen_count = len(self.frozen) + len(self.held_still)
         report.frozen_changed = [name for name in order if name in frozen_changed]
         report.ties = [list(group) for group, _ in self.ties]
         report.ties_broken = [list(group) for group, tensor in self.ties

@@ -13,9 +13,9 @@ from tests.models import MLP, SmallCNN, TiedLM, seeded
 from tests.snapshots import assert_same, snapshot
 
 MODELS = {
-    "mlp": (MLP, ["fc1", "fc2.bias"], {}),
+    "mlp": (MLP, ["fc1", "fc2.bias", "fc1.weight"], {}),
     "cnn_bn": (SmallCNN, ["features", "features.0", "classifier.2"], {"input_shape": [3, 6, 6]}),
-    "tied_lm": (TiedLM, ["block", "embed"], {}),
+    "tied_lm": (TiedLM, ["block", "embed", "block.0"], {}),
 }
 
 

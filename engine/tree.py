@@ -130,6 +130,7 @@ class TreeIndex:
         self._child_sets: dict[str, set[str]] = {}
         self._tensor_ties: dict[str, tuple[str, ...]] | None = None
         self._module_ties: dict[str, tuple[str, ...]] | None = None
+        self._position: dict[str, int] | None = None
 
     # ------------------------------------------------------------------ structure
     @property
@@ -269,6 +270,7 @@ class TreeIndex:
         checkpoint only what it shows. Returns the index itself.
         """
         top = [""] if self.root_kind == MODULE else self.child_names("")
+        self._tensor_tied_with("")  # the tie groups: a pass over every tensor
         for path in top[:rows]:
             self.info(path)
         if self.root_kind == MODULE:
@@ -393,10 +395,37 @@ class TreeIndex:
                 self._info.pop(path, None)
         return dropped
 
-    def invalidate_ties(self) -> None:
-        """Forget which names share a tensor or a module (after a tie, untie or structure edit)."""
-        self._tensor_ties = None
+    def invalidate_ties(self, names: list[str] | None = None) -> None:
+        """Forget which names share a tensor or a module (after a tie, untie or structure edit).
+
+        With `names` (checkpoint mode: the names a flags event lists, which include
+        every old and new member of the groups that changed), only their groups are
+        worked out again, so a tie in a 100,000-name checkpoint costs its names.
+        """
         self._module_ties = None
+        if names is None or self.session.checkpoint is None or self._tensor_ties is None:
+            self._tensor_ties = None
+            return
+        entries = self.session.checkpoint.entries
+        position = self._positions()
+        slots: dict[int, list[str]] = {}
+        for name in names:
+            self._tensor_ties.pop(name, None)
+            slot = entries.get(name)
+            if slot is not None:
+                slots.setdefault(id(slot), []).append(name)
+        for members in slots.values():
+            if len(members) < 2:
+                continue
+            members.sort(key=lambda member: position.get(member, 0))
+            for member in members:
+                self._tensor_ties[member] = tuple(n for n in members if n != member)
+
+    def _positions(self) -> dict[str, int]:
+        assert self.session.checkpoint is not None
+        if self._position is None or len(self._position) != len(self.session.checkpoint.entries):
+            self._position = {name: i for i, name in enumerate(self.session.checkpoint.entries)}
+        return self._position
 
     def tied_paths(self) -> set[str]:
         """Every path that shares its tensor or module with another path."""
@@ -425,6 +454,7 @@ class TreeIndex:
         if self.session.checkpoint is not None:
             self._below.clear()  # names moved: group the levels again on next use
             self._children.clear()
+            self._position = None
         self.invalidate_ties()
 
     def invalidate_all(self) -> None:
@@ -433,6 +463,7 @@ class TreeIndex:
         self._child_sets.clear()
         self._info.clear()
         self._below.clear()
+        self._position = None
         self.invalidate_ties()
 
     def cached_paths(self) -> int:

@@ -11,7 +11,9 @@ the crash journal records so that unsaved edits can be replayed after a crash.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import gc
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,10 +35,29 @@ CHECKPOINT_FILTERS = ("Checkpoints (*.safetensors *.pt *.pth *.bin *.ckpt *.json
                       "All files (*)")
 
 
+@contextlib.contextmanager
+def collection_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a worker builds a big document.
+
+    A full collection triggered by the worker's allocations scans every object of the
+    process while holding the GIL (half a second with a 100,000-tensor checkpoint),
+    which would freeze the GUI thread; the main window freezes big documents out of
+    later collections (see MainWindow.set_session).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def open_and_index(request: dict[str, Any], progress: Any = None) -> tuple[Any, TreeIndex]:
     """Open a document and build its tree's top level, both in the worker thread."""
-    session = open_request(request, progress)
-    return session, TreeIndex(session).warm()
+    with collection_paused():
+        session = open_request(request, progress)
+        return session, TreeIndex(session).warm()
 
 
 def probe_file(path: str, trust: bool = False, progress: Any = None) -> dict[str, Any]:
@@ -298,8 +319,11 @@ class FileActions(QObject):
         def failed(message: str) -> None:
             self.window.show_error(message)
 
-        self.window.tasks.run(lambda progress=None: restore(entry, progress,
-                                                            allow_trust=allow_trust),
+        def job(progress: Any = None) -> Any:
+            with collection_paused():
+                return restore(entry, progress, allow_trust=allow_trust)
+
+        self.window.tasks.run(job,
                               name="restore", text="Restoring unsaved edits…",
                               on_success=restored, on_failure=failed)
 

@@ -8,6 +8,7 @@ file work from `gui.file_actions.FileActions`, both through the engine.
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
 APP_NAME = "Weightsmith"
 #: documents with more tensors than this have their totals counted in the background
 SYNC_TOTALS_LIMIT = 20_000
+#: documents with more tensors than this are kept out of the cyclic GC's full scans
+GC_FREEZE_LIMIT = 20_000
 
 
 def document_totals(session: Session, progress: Any = None) -> dict[str, Any]:
@@ -208,6 +211,7 @@ class MainWindow(QMainWindow):
         self.tree.customContextMenuRequested.connect(self._show_context_menu)
 
         self._totals_task: Task | None = None
+        self._frozen_for_gc = False
         self._totals_timer = QTimer(self)
         self._totals_timer.setSingleShot(True)
         self._totals_timer.setInterval(100)
@@ -300,6 +304,9 @@ class MainWindow(QMainWindow):
         `tree` may be an index of the session warmed in the worker that opened it.
         """
         old = self.session
+        if self._frozen_for_gc:
+            gc.unfreeze()  # the old document may now be collected like anything else
+            self._frozen_for_gc = False
         if old is not None:
             events = old.events
             events.history_changed.disconnect(self._on_history_changed)
@@ -334,6 +341,11 @@ class MainWindow(QMainWindow):
         self.update_status()
         self.edit_actions.update_enabled()
         self.file_actions.update_enabled()
+        if session is not None and self._tensor_count(session) > GC_FREEZE_LIMIT:
+            # A big document lives until it is replaced: keep its (many) objects out of
+            # the cyclic collector's full scans, which hold the GIL and freeze the GUI.
+            gc.freeze()
+            self._frozen_for_gc = True
         self.session_changed.emit(session)
 
     def document_name(self) -> str:
@@ -399,9 +411,7 @@ class MainWindow(QMainWindow):
                 label.setText("")
             return
         self.mode_label.setText(f"Mode: {session.mode}")
-        count = len(session.checkpoint.entries) if session.checkpoint is not None else \
-            len(session.tensor_entries())
-        if count <= SYNC_TOTALS_LIMIT:
+        if self._tensor_count(session) <= SYNC_TOTALS_LIMIT:
             self._show_totals(session, document_totals(session))
             return
         if self._totals_task is not None:
@@ -409,6 +419,12 @@ class MainWindow(QMainWindow):
         task = self._totals_task = Task(in_background(document_totals), session, name="totals")
         task.succeeded.connect(lambda totals, task=task: self._on_totals(task, session, totals))
         task.start()
+
+    @staticmethod
+    def _tensor_count(session: Session) -> int:
+        if session.checkpoint is not None:
+            return len(session.checkpoint.entries)
+        return len(session.tensor_entries())
 
     def _on_totals(self, task: Task, session: Session, totals: dict[str, Any]) -> None:
         if task is self._totals_task and session is self.session:

@@ -441,7 +441,7 @@ class TreeModel(QAbstractItemModel):
 
     def _on_flags_changed(self, names: list[str]) -> None:
         assert self.tree is not None
-        self.tree.invalidate_ties()
+        self.tree.invalidate_ties(names)
         self._refresh_rows(self.tree.invalidate_names(names))
 
     def _refresh_rows(self, paths: Any) -> None:

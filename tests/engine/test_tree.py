@@ -88,3 +88,29 @@ def test_numbered_checkpoint_levels_are_in_numeric_order():
     assert tree.child_names("layers") == [f"layers.{i}" for i in (0, 1, 2, 3, 10, 11)]
     mixed = TreeIndex(Session(checkpoint={name: torch.zeros(1) for name in names}))
     assert mixed.child_names("layers")[-1] == "layers.x"  # file order when not all numbers
+
+
+def test_checkpoint_ties_follow_flag_events_incrementally():
+    session = Session(checkpoint={"a": torch.zeros(2), "b": torch.ones(2), "c": torch.ones(2),
+                                  "d": torch.zeros(3)})
+    tree = TreeIndex(session)
+    events: list[list[str]] = []
+    session.events.flags_changed.connect(events.append)
+
+    def agree():
+        fresh = TreeIndex(session)
+        for name in session.tensor_names():
+            assert tree._tensor_tied_with(name) == fresh._tensor_tied_with(name), name
+
+    agree()
+    for spec in ({"op": "tie", "target": "b", "source": "a"},
+                 {"op": "tie", "target": "c", "source": "a"},
+                 {"op": "untie", "target": "a"}):
+        session.apply(spec)
+        tree.invalidate_ties(events[-1])
+        agree()
+    assert tree._tensor_tied_with("b") == ("c",)
+    while session.history.can_undo:
+        session.undo()
+        tree.invalidate_ties(events[-1])
+        agree()

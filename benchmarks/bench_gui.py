@@ -360,11 +360,14 @@ def write(quick: bool, load: tuple[float, float]) -> None:
           for what, measured, baseline, verdict in ROWS],
         "",
         "How: the tree builds one level at a time, 32 rows per fetch, and computes a row's "
-        "facts only when it is drawn; the checkpoint's prefix tree is built once from the "
-        "names (no tensor data is read). Opening, saving and statistics run in background "
-        "tasks; a QTimer probe firing every 5 ms records the largest gap between two of its "
-        "ticks. The first histogram of a 100M-element tensor is measured in "
-        "[plots](plots.md).",
+        "facts only when it is drawn; a checkpoint's levels are grouped from the names "
+        "(no tensor data is read), the top level and the big levels (and the tie groups) "
+        "by the open task in its worker thread. Opening, saving, statistics and counts of "
+        "big documents run in background threads at a lower OS priority; Python's cyclic "
+        "garbage collector is paused while a worker builds a big document, which is then "
+        "kept out of its full scans (`gc.freeze`), since a full scan holds the GIL. A "
+        "QTimer probe firing every 5 ms records the largest gap between two of its ticks. "
+        "The first histogram of a 100M-element tensor is measured in [plots](plots.md).",
         "",
     ]
     write_fragment("gui", "\n".join(lines))

@@ -68,7 +68,7 @@ def workloads(device: str, precision: str) -> list[Workload]:
                               "optimizer": "sgd", **common}, []),
         Workload("resnet18, synthetic 3x64x64, batch 32, SGD momentum",
                  lambda: torchvision.models.resnet18(num_classes=10),
-                 {"data": "synthetic", "batch_size": 32, "steps": 20 if device == "cpu"
+                 {"data": "synthetic", "batch_size": 32, "steps": 30 if device == "cpu"
                   else 300, "optimizer": "sgd", "lr": 0.01, **common}, []),
         Workload("tiny MLP (6-32-4), synthetic, batch 32, SGD: the per-step overhead",
                  lambda: nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 4)),

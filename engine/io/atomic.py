@@ -99,8 +99,11 @@ class StagedFiles:
 
     def commit(self) -> list[Path]:
         """Make every staged file final; return the final paths."""
-        for temp, _ in self._staged:
-            _fsync_file(temp)
+        from concurrent.futures import ThreadPoolExecutor
+
+        # Several flushes in flight at once keep a (virtual) disk's queue busy.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(_fsync_file, [temp for temp, _ in self._staged]))
         for temp, final in self._staged:
             os.replace(temp, final)
         _fsync_folder(self.folder)

@@ -94,7 +94,9 @@ def write_safetensors(target: Path, items: list[StoredItem], metadata: dict[str,
     """
     header = header_bytes(items, metadata, target)
     source = whole_source(items, header)
-    fd = os.open(target, os.O_WRONLY | os.O_TRUNC | getattr(os, "O_BINARY", 0))
+    # The temporary is new and empty: no O_TRUNC, which would make ext4 flush the whole
+    # file on close (its "replace by truncate" heuristic) before the fsync that follows.
+    fd = os.open(target, os.O_WRONLY | getattr(os, "O_BINARY", 0))
     try:
         if source is not None:
             copy_in_chunks(source, 0, source.size, fd, advance)

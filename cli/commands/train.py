@@ -35,9 +35,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description="Train the model for a few steps and report: loss first/last, accuracy, "
         "the tensors that changed, whether frozen tensors are bit-identical and tied ones "
         "still tied, and which BatchNorm statistics moved. See docs/training.md.")
-    parser.add_argument("--input", metavar="PATH",
-                        help="a checkpoint file or folder to open (instead of --arch/--weights)")
     add_document_arguments(parser)
+    # cli/documents.py may come to add --input for every command; add it only if not.
+    if "--input" not in parser._option_string_actions:
+        parser.add_argument("--input", metavar="PATH", help="a checkpoint file or folder to "
+                            "open (with --arch for a model; instead of --weights)")
     parser.add_argument("--recipe", metavar="FILE",
                         help="apply this recipe (JSON) before training, e.g. freeze + new head")
     parser.add_argument("--data", required=True, metavar="SOURCE",
@@ -151,7 +153,7 @@ def ctrl_c_stops(progress: Progress) -> Iterator[None]:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    session = open_document(args, path=args.input)
+    session = open_document(args, path=getattr(args, "input", None))
     if args.recipe:
         replay(session, read_recipe(args.recipe))
     output = Path(args.output).expanduser() if args.output else None

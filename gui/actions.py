@@ -172,8 +172,9 @@ class EditActions(QObject):
         paths = self._selection() if session is not None else []
         kinds = self._kinds(paths)
         tensors = [k in ("parameter", "buffer", "tensor") for k in kinds]
-        model_mode = session is not None and session.mode == "model"
-        has = session is not None
+        # A running test training makes the session refuse edits: nothing to offer then.
+        has = session is not None and session.busy_reason is None
+        model_mode = has and session.mode == "model"
         self.set_action.setEnabled(has and bool(paths) and all(tensors))
         self.scale_action.setEnabled(has and bool(paths))
         self.add_action.setEnabled(has and bool(paths))

@@ -38,8 +38,10 @@ from .formatting import format_bytes, format_count, format_short_count
 from .history_panel import HistoryPanel
 from .icons import icon
 from .inspector import Inspector
+from .plots.panel import PlotPanel
 from .settings import Settings
 from .task_runner import TaskRunner, in_background
+from .training_panel import TrainingPanel
 from .tree_filter import FilterResult
 from .tree_model import TreeModel
 from .tree_view import ModuleTreeView
@@ -93,16 +95,6 @@ def document_totals(session: Session, progress: Any = None) -> dict[str, Any]:
     return {"parameters": parameters, "trainable": trainable, "devices": devices,
             "bytes_by_dtype": {dtype_name(dtype): count * itemsize(dtype)
                                for dtype, count in elements.items()}}
-
-
-def _optional_panel(module: str, cls: str) -> Any:
-    """A panel class built by another part of the project, or None while it is missing."""
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module), cls)
-    except (ImportError, AttributeError):
-        return None
 
 
 class MainWindow(QMainWindow):
@@ -160,13 +152,12 @@ class MainWindow(QMainWindow):
         self.inspector.error.connect(self.show_error)
         self.history_panel = HistoryPanel(self)
         self.history_panel.error.connect(self.show_error)
-        plot_class = _optional_panel("gui.plots.panel", "PlotPanel")
-        self.plots: Any = plot_class(self) if plot_class is not None else None
-        if self.plots is not None and hasattr(self.plots, "tensor_requested"):
-            # A layer clicked in the overview becomes the selection.
-            self.plots.tensor_requested.connect(lambda name: self.select_paths([name]))
-        training_class = _optional_panel("gui.training_panel", "TrainingPanel")
-        self.training: Any = training_class(None, self) if training_class is not None else None
+        self.plots = PlotPanel(self)
+        # A layer clicked in the overview becomes the selection.
+        self.plots.tensor_requested.connect(lambda name: self.select_paths([name]))
+        self.training = TrainingPanel(None, self)
+        # While a test training runs the session refuses edits: grey the actions out.
+        self.training.busy_changed.connect(self._on_busy_changed)
 
         self.inspector_dock = self._dock("Inspector", "inspector", self.inspector,
                                          Qt.DockWidgetArea.RightDockWidgetArea)
@@ -174,21 +165,17 @@ class MainWindow(QMainWindow):
                                        Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.inspector_dock, self.history_dock)
         self.inspector_dock.raise_()
-        plots_widget = self.plots if self.plots is not None else QLabel(
-            "Plots are not available in this build.", self)
-        self.plots_dock = self._dock("Plots", "plots", plots_widget,
+        self.plots_dock = self._dock("Plots", "plots", self.plots,
                                      Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.training_dock = None
-        if self.training is not None:
-            # Scrolled: its form is tall, and must not set the window's minimum height.
-            scroller = QScrollArea(self)
-            scroller.setWidgetResizable(True)
-            scroller.setFrameShape(QScrollArea.Shape.NoFrame)
-            scroller.setWidget(self.training)
-            self.training_dock = self._dock("Test training", "training", scroller,
-                                            Qt.DockWidgetArea.BottomDockWidgetArea)
-            self.tabifyDockWidget(self.plots_dock, self.training_dock)
-            self.plots_dock.raise_()
+        # Scrolled: its form is tall, and must not set the window's minimum height.
+        scroller = QScrollArea(self)
+        scroller.setWidgetResizable(True)
+        scroller.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroller.setWidget(self.training)
+        self.training_dock = self._dock("Test training", "training", scroller,
+                                        Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.plots_dock, self.training_dock)
+        self.plots_dock.raise_()
         self.resizeDocks([self.inspector_dock], [430], Qt.Orientation.Horizontal)
         self.resizeDocks([self.plots_dock], [300], Qt.Orientation.Vertical)
 
@@ -240,8 +227,7 @@ class MainWindow(QMainWindow):
         view_menu = bar.addMenu("&View")
         for dock in (self.inspector_dock, self.history_dock, self.plots_dock,
                      self.training_dock):
-            if dock is not None:
-                view_menu.addAction(dock.toggleViewAction())
+            view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
         find = view_menu.addAction("Filter the Tree")
         find.setShortcut(QKeySequence.StandardKey.Find)
@@ -249,10 +235,9 @@ class MainWindow(QMainWindow):
                                         self.filter_edit.selectAll()))
         collapse = view_menu.addAction("Collapse All")
         collapse.triggered.connect(self.tree.collapseAll)
-        if self.plots is not None and hasattr(self.plots, "show_overview"):
-            overview = view_menu.addAction("Layer Overview")
-            overview.setToolTip("One bar per layer, to spot a badly initialized layer")
-            overview.triggered.connect(self._show_overview)
+        overview = view_menu.addAction("Layer Overview")
+        overview.setToolTip("One bar per layer, to spot a badly initialized layer")
+        overview.triggered.connect(self._show_overview)
         help_menu = bar.addMenu("&Help")
         about = help_menu.addAction("About Weightsmith")
         about.triggered.connect(lambda: base.show_info(
@@ -323,9 +308,8 @@ class MainWindow(QMainWindow):
         self.tree_model.set_session(session, tree)
         self.inspector.set_session(session)
         self.history_panel.set_session(session)
-        for panel in (self.plots, self.training):
-            if panel is not None and hasattr(panel, "set_session"):
-                panel.set_session(session)
+        self.plots.set_session(session)
+        self.training.set_session(session)
         if session is not None:
             events = session.events
             events.history_changed.connect(self._on_history_changed)
@@ -389,6 +373,10 @@ class MainWindow(QMainWindow):
         self._update_title()
         if session is not None:
             self.journal.write(session)
+
+    def _on_busy_changed(self, _busy: bool) -> None:
+        self._on_history_changed()
+        self.edit_actions.update_enabled()
 
     def _on_notice(self, text: str) -> None:
         self.statusBar().showMessage(text, 10000)
@@ -466,9 +454,8 @@ class MainWindow(QMainWindow):
 
     def _on_selection_changed(self, paths: list[str], current: str | None) -> None:
         self.inspector.show_path(current)
-        if self.plots is not None and hasattr(self.plots, "show_tensor"):
-            name = current if current is not None and self._is_tensor(current) else None
-            self.plots.show_tensor(name)
+        name = current if current is not None and self._is_tensor(current) else None
+        self.plots.show_tensor(name)
         self.edit_actions.update_enabled()
 
     def _is_tensor(self, path: str) -> bool:
@@ -476,10 +463,9 @@ class MainWindow(QMainWindow):
         return info is not None and info.is_tensor
 
     def _show_overview(self) -> None:
-        if self.plots is not None:
-            self.plots_dock.show()
-            self.plots_dock.raise_()
-            self.plots.show_overview()
+        self.plots_dock.show()
+        self.plots_dock.raise_()
+        self.plots.show_overview()
 
     def _show_context_menu(self, position: Any) -> None:
         menu = QMenu(self)
@@ -538,9 +524,8 @@ class MainWindow(QMainWindow):
             self._totals_task.wait(5.0)
             self._totals_task = None
         self.inspector.close_session()
-        for panel in (self.plots, self.training):
-            if panel is not None and hasattr(panel, "set_session"):
-                panel.set_session(None)
+        self.plots.set_session(None)
+        self.training.set_session(None)
         self.save_layout()
         session_was = self.session
         self.set_session(None)

@@ -229,7 +229,7 @@ def fragment(args, info, listed, saved, big) -> str:
         f"**{(apply_m - torch_m) / MIB:+.0f} MiB** (target <= largest tensor + 300 MiB) |",
         "",
         "Shards that hold no edited tensor are copied byte for byte (in-kernel "
-        "`copy_file_range`), the shard with the edit gets a new header, its unchanged "
+        "`copy_file_range`, four shards at a time), the shard with the edit gets a new header, its unchanged "
         "tensors copied and only the edited tensor written from memory. Every file is "
         "fsynced before it is renamed into place (atomic save), which `cp -r` does not do; "
         "`cp -r` + `sync` is the like-for-like comparison. Times are medians with the "

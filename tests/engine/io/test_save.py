@@ -381,3 +381,29 @@ def test_caller_metadata_is_written(tmp_path):
     assert index["metadata"]["author"] == "me"
     with pytest.raises(FileError, match="metadata"):
         session.save(tmp_path / "x.safetensors", metadata={"n": 1})
+
+
+def test_one_failing_shard_writer_stops_the_save(tmp_path, monkeypatch):
+    tensors = {f"t{i}": torch.full((8,), float(i)) for i in range(6)}
+    folder = tmp_path / "model"
+    Session(checkpoint=tensors).save(folder, max_shard_size=64)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    session = Session.open(folder)
+    session.apply({"op": "scale", "targets": ["t0", "t5"], "value": 3.0})
+    real = safetensors_writer.write_tensor
+    calls = []
+
+    def fail_once(fd, tensor, advance):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(5, "Input/output error")
+        real(fd, tensor, advance)
+
+    monkeypatch.setattr(safetensors_writer, "write_tensor", fail_once)
+    with pytest.raises(FileError, match="Input/output error"):
+        session.save(folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    calls.clear()
+    with pytest.raises(FileError):
+        session.save(tmp_path / "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]

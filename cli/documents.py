@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 from collections.abc import Iterator
 from typing import Any
 
+from engine import arch
 from engine.documents import model_session
 from engine.errors import ArchError
 from engine.session import Session
@@ -47,12 +47,9 @@ def parse_arch_args(text: str | None) -> dict[str, Any] | None:
     if text is None:
         return None
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ArchError(f"--arch-args: not valid JSON ({error.msg})") from None
-    if not isinstance(value, dict):
-        raise ArchError("--arch-args: expected a JSON object such as '{\"num_classes\": 10}'")
-    return value
+        return arch.parse_arch_args(text)
+    except ValueError as error:
+        raise ArchError(f"--arch-args: {error}") from None
 
 
 @contextlib.contextmanager

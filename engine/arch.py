@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,22 @@ from torch import nn
 from .errors import ArchError
 
 DEFAULT_SEED = 0
+
+
+def parse_arch_args(text: str) -> dict[str, Any]:
+    """Keyword arguments of a model from JSON text, e.g. '{"num_classes": 10}'.
+
+    Raises
+    ------
+    ValueError : not JSON, or not an object (each caller names its own field)
+    """
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"not valid JSON ({error.msg})") from None
+    if not isinstance(value, dict):
+        raise ValueError('expected a JSON object such as {"num_classes": 10}')
+    return value
 
 
 def parse_spec(spec: str) -> tuple[str, str]:

@@ -11,8 +11,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import EditError, FileError
+from .errors import EditError
 from .io.atomic import atomic_write_bytes
+from .io.json_files import read_json
 
 if TYPE_CHECKING:
     from .session import Session
@@ -55,18 +56,7 @@ def read_recipe(path: str | Path) -> list[dict[str, Any]]:
     FileError : the file is missing or not JSON
     EditError : the JSON is not a recipe
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileError(path, "no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise FileError(path, f"cannot be read ({error})") from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise FileError(path, f"not valid JSON (line {error.lineno}: {error.msg})") from None
-    return parse_recipe(document, str(path))
+    return parse_recipe(read_json(path), str(path))
 
 
 def write_recipe(path: str | Path, edits: list[dict[str, Any]], **info: Any) -> None:

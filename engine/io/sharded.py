@@ -4,13 +4,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import FileError
+from .json_files import read_json
 
 #: Hugging Face's shard names: model-00001-of-00003.safetensors
 SHARD_NAME = re.compile(r"^(?P<stem>.+)-(?P<index>\d{5})-of-(?P<count>\d{5})(?P<suffix>\..+)$")
@@ -46,14 +46,7 @@ def read_index(path: Path) -> ShardIndex:
     ------
     FileError : naming the index and the problem
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise FileError(path, f"cannot be read ({error})") from None
-    try:
-        document = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise FileError(path, f"not valid JSON (line {error.lineno}: {error.msg})") from None
+    document = read_json(path)
     if not isinstance(document, dict) or not isinstance(document.get("weight_map"), dict):
         raise FileError(path, "not a shard index (no 'weight_map' object)")
     weight_map = document["weight_map"]

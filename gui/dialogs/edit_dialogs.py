@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.arch import parse_arch_args
+
 from .fields import Field, FormDialog, combo, int_list, integer, line_edit, number, parse_literal
 
 if TYPE_CHECKING:
@@ -285,7 +287,7 @@ class AttachDialog(FormDialog):
         self.add_field(Field("arch", "Architecture", line_edit(
             "", "torchvision:resnet18, path/to/model.py:Net or hf")))
         self.add_field(Field("arch_args", "Arguments", line_edit(
-            "", 'JSON, e.g. {"num_classes": 10}'), _json_object, optional=True))
+            "", 'JSON, e.g. {"num_classes": 10}'), parse_arch_args, optional=True))
         self.add_field(Field("strip_prefix", "Strip prefix", line_edit(prefix, "e.g. module."),
                              optional=True))
         self.strict = QCheckBox("Every tensor must fit (strict)", self)
@@ -299,14 +301,3 @@ class AttachDialog(FormDialog):
             spec["strict"] = True
         return spec
 
-
-def _json_object(text: str) -> dict[str, Any]:
-    import json
-
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"not valid JSON ({error.msg})") from None
-    if not isinstance(value, dict):
-        raise ValueError('expected an object such as {"num_classes": 10}')
-    return value

@@ -8,7 +8,6 @@ the background, so the dialog opens at once.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtWidgets import (
@@ -24,6 +23,8 @@ from PySide6.QtWidgets import (
     QRadioButton,
     QWidget,
 )
+
+from engine.arch import parse_arch_args
 
 from ..workers import Task
 from . import base
@@ -184,12 +185,9 @@ class OpenArchDialog(FormDialog):
         text = self.args_edit.text().strip()
         if text:
             try:
-                args = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"Arguments: not valid JSON ({error.msg})") from None
-            if not isinstance(args, dict):
-                raise ValueError('Arguments: expected an object such as {"num_classes": 10}')
-            result["arch_args"] = args
+                result["arch_args"] = parse_arch_args(text)
+            except ValueError as error:
+                raise ValueError(f"Arguments: {error}") from None
         if self.file_weights.isChecked():
             path = self.file_edit.text().strip()
             if not path:

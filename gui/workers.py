@@ -1,8 +1,9 @@
 """Run long engine work off the GUI thread, with progress and Cancel.
 
-`Task` runs `function(*args, progress=Progress)` in a Python thread and reports back
-through Qt signals, which Qt delivers in the GUI thread (queued connections, since
-the Task object lives in the GUI thread). The function never touches widgets.
+`Task` runs `function(*args, progress=Progress)` in a Python thread. The thread never
+touches Qt: it posts its progress and its outcome to the GUI thread's queue
+(`gui.gui_thread`), and the Task's signals are emitted there, in the GUI thread. The
+function never touches widgets either.
 """
 
 from __future__ import annotations
@@ -12,22 +13,25 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, Signal
 
 from engine.errors import WeightsmithError
 from engine.progress import Cancelled, Progress
 
+from .gui_thread import gui_thread_queue
+
 
 class Task(QObject):
     """One piece of background work.
 
-    Signals
+    Signals (all emitted in the GUI thread)
     -------
     progressed(float, str) : fraction done and a short text
     succeeded(object) : the function's result
     failed(str) : one line that says what went wrong
     cancelled() : the work stopped at a safe point after `cancel()`
-    done() : after any of the three above
+    done() : after any of the three above; the thread has nothing left to deliver
     """
 
     progressed = Signal(float, str)
@@ -43,13 +47,17 @@ class Task(QObject):
         self._function = function
         self._args = args
         self._kwargs = kwargs
-        self.progress = Progress(lambda fraction, text: self.progressed.emit(fraction, text))
+        self._queue = gui_thread_queue()
+        self.progress = Progress(
+            lambda fraction, text: self._queue.post(self._deliver_progress, fraction, text))
         self._thread: threading.Thread | None = None
+        self._finished = False
         self.result: Any = None
         self.error: str | None = None
 
     def start(self) -> None:
-        """Start the work in a daemon thread."""
+        """Start the work in a daemon thread (call in the GUI thread)."""
+        self._queue.hold()
         self._thread = threading.Thread(target=self._run, name=f"weightsmith-{self.name}",
                                         daemon=True)
         self._thread.start()
@@ -68,23 +76,46 @@ class Task(QObject):
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    # ------------------------------------------------------------------ worker thread
     def _run(self) -> None:
         try:
             result = self._function(*self._args, progress=self.progress, **self._kwargs)
         except Cancelled:
-            self.cancelled.emit()
+            outcome, value = "cancelled", None
         except WeightsmithError as error:
-            self.error = str(error)
-            self.failed.emit(self.error)
+            outcome, value = "failed", str(error)
         except MemoryError:
-            self.error = f"{self.name}: out of memory"
-            self.failed.emit(self.error)
+            outcome, value = "failed", f"{self.name}: out of memory"
         except Exception as error:  # never let a worker's surprise crash the app
             first = str(error).splitlines()[0] if str(error) else ""
-            self.error = f"{self.name}: unexpected {type(error).__name__}: {first}"
             traceback.print_exc()
-            self.failed.emit(self.error)
+            outcome, value = "failed", f"{self.name}: unexpected {type(error).__name__}: {first}"
         else:
-            self.result = result
-            self.succeeded.emit(result)
-        self.done.emit()
+            outcome, value = "succeeded", result
+        # Readable as soon as `wait()` returns (a window closing reads them before the
+        # signals are delivered); plain attributes, no Qt.
+        if outcome == "succeeded":
+            self.result = value
+        elif outcome == "failed":
+            self.error = value
+        self._queue.post(self._deliver_outcome, outcome, value)
+
+    # ------------------------------------------------------------------ GUI thread
+    def _deliver_progress(self, fraction: float, text: str) -> None:
+        if not self._finished and shiboken6.isValid(self):
+            self.progressed.emit(fraction, text)
+
+    def _deliver_outcome(self, outcome: str, value: Any) -> None:
+        self._finished = True
+        try:
+            if not shiboken6.isValid(self):
+                return  # deleted with its parent while it ran: nobody listens any more
+            if outcome == "succeeded":
+                self.succeeded.emit(value)
+            elif outcome == "failed":
+                self.failed.emit(value)
+            else:
+                self.cancelled.emit()
+            self.done.emit()
+        finally:
+            self._queue.release()

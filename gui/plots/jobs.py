@@ -20,10 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, Signal
 
 from engine.errors import WeightsmithError
 from engine.progress import Cancelled, Progress
+
+from ..gui_thread import gui_thread_queue
 
 Done = Callable[[Any], None]
 Failed = Callable[[str], None]
@@ -54,9 +57,6 @@ class Jobs(QObject):
 
     busy_changed = Signal(bool)
     progressed = Signal(float, str)
-    # Emitted by the worker thread; Qt queues them to this object's (the GUI) thread.
-    _finished = Signal(object, str, object)
-    _reported = Signal(object, float, str)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -64,8 +64,8 @@ class Jobs(QObject):
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._running: _Job | None = None  # read by tests and shutdown; set by the worker
-        self._finished.connect(self._on_finished)
-        self._reported.connect(self._on_reported)
+        # The worker never calls Qt: it posts outcomes and progress to the GUI thread.
+        self._gui = gui_thread_queue()
         app = QCoreApplication.instance()
         if app is not None:
             # A worker still inside torch when the interpreter exits aborts the process.
@@ -89,6 +89,7 @@ class Jobs(QObject):
         job.progress = Progress(lambda fraction, text: self._report(job, fraction, text))
         was_busy = self.busy
         self._current[kind] = job
+        self._gui.hold()  # released when the job's outcome is delivered (_on_finished)
         self._ensure_worker()
         self._queue.put(job)
         if not was_busy:
@@ -140,7 +141,9 @@ class Jobs(QObject):
             if job is None:
                 return
             if job.progress.cancelled:
-                continue  # superseded before it started: costs nothing
+                # Superseded before it started: costs nothing, but still says so.
+                self._gui.post(self._on_finished, job, "cancelled", None)
+                continue
             self._running = job
             try:
                 value = job.function(progress=job.progress)
@@ -154,21 +157,16 @@ class Jobs(QObject):
                 value, outcome = f"unexpected {type(error).__name__}: {_one_line(error)}", "failed"
             finally:
                 self._running = None
-            try:
-                self._finished.emit(job, outcome, value)
-            except RuntimeError:
-                return  # the Jobs object is gone (its widget was deleted): nobody listens
+            self._gui.post(self._on_finished, job, outcome, value)
 
     def _report(self, job: _Job, fraction: float, text: str) -> None:
-        try:
-            self._reported.emit(job, fraction, text)
-        except RuntimeError:
-            job.progress.cancel()
+        self._gui.post(self._on_reported, job, fraction, text)
 
     # ------------------------------------------------------------------ GUI thread
     def _on_finished(self, job: _Job, outcome: str, value: Any) -> None:
-        if self._current.get(job.kind) is not job:
-            return  # superseded: its result no longer matters
+        self._gui.release()
+        if not shiboken6.isValid(self) or self._current.get(job.kind) is not job:
+            return  # superseded, or its widget is gone: the result no longer matters
         del self._current[job.kind]
         if not self._current:
             self.busy_changed.emit(False)
@@ -178,7 +176,7 @@ class Jobs(QObject):
             job.failed(value)
 
     def _on_reported(self, job: _Job, fraction: float, text: str) -> None:
-        if self._current.get(job.kind) is job:
+        if shiboken6.isValid(self) and self._current.get(job.kind) is job:
             self.progressed.emit(fraction, text)
 
 

@@ -71,6 +71,10 @@ def an_edit(draw, session: Session, model_name: str) -> dict:
                                "tie_module", "untie", "replace", "replace_head", "load", "group"]))
     names = tensor_names(session)
     params = parameter_names(session)
+    if not params or not names:
+        # Every layer was replaced by one without parameters: an edit that must be
+        # refused (and leave no trace) is all there is left to try.
+        return {"op": "freeze", "targets": ["*"]}
     if op == "group":
         first = draw(an_edit(session, model_name))
         return {"op": "group", "edits": [first, {"op": "freeze",

@@ -102,7 +102,11 @@ def first_picture(app: QApplication, panel: PlotPanel, name: str,
     panel.show_tensor(None)
     app.processEvents()
     drawn: list[str] = []
-    panel.plotted.connect(drawn.append)
+
+    def on_plotted(kind: str) -> None:
+        drawn.append(kind)
+
+    panel.plotted.connect(on_plotted)
     start = time.perf_counter()
     panel.show_tensor(name)
     pump_until(app, lambda: bool(drawn), timeout)
@@ -111,7 +115,7 @@ def first_picture(app: QApplication, panel: PlotPanel, name: str,
     pump_until(app, lambda: "histogram" in drawn, timeout)
     panel.histogram_view.plot.viewport().repaint()
     full = time.perf_counter() - start
-    panel.plotted.disconnect(drawn.append)
+    panel.plotted.disconnect(on_plotted)
     return first, full
 
 
@@ -169,7 +173,7 @@ def bench_event_loop(app: QApplication, side: int) -> None:
     idle_gap = probe.stop()
 
     drawn: list[str] = []
-    panel.plotted.connect(drawn.append)
+    panel.plotted.connect(lambda kind: drawn.append(kind))
     probe.start()
     start = time.perf_counter()
     # A user clicking around: each request supersedes the one before.
@@ -302,7 +306,7 @@ def _measure_3gib(app: QApplication, panel: PlotPanel, session: Session) -> None
     probe.start()
     cold_first, cold = first_picture(app, panel, "huge.weight", timeout=600)
     drawn: list[str] = []
-    panel.plotted.connect(drawn.append)
+    panel.plotted.connect(lambda kind: drawn.append(kind))
     start = time.perf_counter()
     panel.tabs.setCurrentWidget(panel.heatmap_view)
     pump_until(app, lambda: "heatmap" in drawn, timeout=600)

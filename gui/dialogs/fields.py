@@ -20,8 +20,10 @@ from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPushButton,
     QVBoxLayout,
     QWidget,
 )
@@ -241,6 +243,17 @@ class FormDialog(QDialog):
     def add_field(self, field: Field, form: QFormLayout | None = None) -> Field:
         self.fields[field.name] = field
         (form or self.form).addRow(f"{field.label}:", field.widget)
+        return field
+
+    def add_path_field(self, field: Field, browse: Callable[[], None]) -> Field:
+        """Add a file-name field with a Browse… button beside it."""
+        button = QPushButton("Browse…", self)
+        button.clicked.connect(browse)
+        row = QHBoxLayout()
+        row.addWidget(field.widget, 1)
+        row.addWidget(button)
+        self.fields[field.name] = field
+        self.form.addRow(f"{field.label}:", row)
         return field
 
     def set_field(self, name: str, text: str) -> None:

@@ -14,10 +14,8 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
     QDialogButtonBox,
-    QHBoxLayout,
     QLabel,
     QPlainTextEdit,
-    QPushButton,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -47,14 +45,8 @@ class LoadDialog(FormDialog):
         super().__init__("Load Weights", parent,
                          intro="Copy matching tensors from a file into the document.")
         self.folder = folder
-        self.path_field = Field("path", "File", line_edit("", "a .safetensors or .pt file"))
-        browse = QPushButton("Browse…", self)
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.path_field.widget, 1)
-        row.addWidget(browse)
-        self.fields["path"] = self.path_field
-        self.form.addRow("File:", row)
+        self.path_field = self.add_path_field(
+            Field("path", "File", line_edit("", "a .safetensors or .pt file")), self._browse)
         self.strict = QCheckBox("Every name must match (strict)", self)
         self.skip = QCheckBox("Skip tensors of another shape", self)
         self.form.addRow(self.strict)

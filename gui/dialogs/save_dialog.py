@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QPushButton, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QWidget
 
 from . import base
 from .fields import Field, FormDialog, combo, line_edit
@@ -28,14 +28,8 @@ class SaveDialog(FormDialog):
         if current is None or start.suffix not in (".safetensors", ".pt", ".pth"):
             start = start.with_name(start.stem.split(".")[0] + "_edited.safetensors") \
                 if current else start
-        self.path_field = Field("path", "File", line_edit(str(start)))
-        browse = QPushButton("Browse…", self)
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.addWidget(self.path_field.widget, 1)
-        row.addWidget(browse)
-        self.fields["path"] = self.path_field
-        self.form.addRow("File:", row)
+        self.path_field = self.add_path_field(Field("path", "File", line_edit(str(start))),
+                                              self._browse)
         self.format_field = Field("format", "Format", combo(list(FORMATS), "safetensors"))
         self.add_field(self.format_field)
         self.format_field.widget.currentTextChanged.connect(self._on_format)

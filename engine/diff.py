@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy
 import torch
 
-from .io.dtypes import dtype_name, itemsize
+from .io.dtypes import dtype_name
 from .io.sources import TensorSource
 from .progress import Progress, report
 
@@ -65,7 +65,7 @@ class _Side:
 
 
 def _file_chunks(source: TensorSource) -> Iterator[torch.Tensor]:
-    size = itemsize(source.dtype)
+    size = source.dtype.itemsize
     numel = source.nbytes // size
     for start in range(0, numel, CHUNK_ELEMENTS):
         count = min(CHUNK_ELEMENTS, numel - start)

@@ -72,7 +72,7 @@ def _count(totals: dict[str, Any], shape: tuple[int, ...], dtype: torch.dtype, k
     numel = 1
     for size in shape:
         numel *= size
-    nbytes = numel * torch.empty((), dtype=dtype).element_size()
+    nbytes = numel * dtype.itemsize
     totals["stored_tensors"] += 1
     totals["bytes"] += nbytes
     by_dtype = totals["bytes_by_dtype"]

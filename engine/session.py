@@ -144,6 +144,16 @@ class Session:
             raise EditError(f"{field}: '{name}' is a module, not a tensor")
         raise EditError(f"{field}: no tensor named '{name}'")
 
+    def is_tensor(self, name: str) -> bool:
+        """Whether `name` names a tensor (a parameter, buffer or checkpoint entry)."""
+        if self.checkpoint is not None:
+            return name in self.checkpoint.entries
+        try:
+            self.entry(name)
+        except EditError:
+            return False
+        return True
+
     def canonical_name(self, name: str, field: str = "target") -> str:
         """The canonical name of a tensor (`classifier[-1].weight` -> `classifier.6.weight`)."""
         if self.checkpoint is not None:

@@ -101,17 +101,6 @@ def _numel(shape: tuple[int, ...]) -> int:
     return count
 
 
-_ITEMSIZE: dict[torch.dtype, int] = {}
-
-
-def itemsize(dtype: torch.dtype) -> int:
-    """Bytes per element of `dtype` (cached: asking torch costs a tensor each time)."""
-    size = _ITEMSIZE.get(dtype)
-    if size is None:
-        size = _ITEMSIZE[dtype] = torch.empty((), dtype=dtype).element_size()
-    return size
-
-
 class TreeIndex:
     """Lazily built levels of a session's tree, with cached per-node facts.
 

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from engine.errors import EditError
 from engine.listing import dtype_name
-from engine.tree import ancestors, itemsize
+from engine.tree import ancestors
 
 from .formatting import format_bytes, format_count, format_number, format_shape
 from .task_runner import in_background
@@ -84,7 +84,7 @@ def module_summary(session: Session, path: str, progress: Any = None) -> dict[st
                 result["parameters"] += count
                 counts.setdefault(slot.dtype, [0])[0] += count
         result["type"] = "group of tensors"
-    result["by_dtype"] = {dtype_name(dtype): [elements, elements * itemsize(dtype)]
+    result["by_dtype"] = {dtype_name(dtype): [elements, elements * dtype.itemsize]
                           for dtype, (elements,) in counts.items()}
     return result
 
@@ -241,14 +241,13 @@ class Inspector(QWidget):
 
     @staticmethod
     def _is_tensor(session: Session, path: str) -> bool:
-        if session.checkpoint is not None:
-            return path in session.checkpoint.entries
-        try:
-            session.entry(path)
-        except EditError:
-            session.module(path)  # raises when it is neither
-            return False
-        return True
+        """Whether `path` is a tensor; raises EditError when it is neither a tensor nor a
+        module (a name that vanished)."""
+        if session.is_tensor(path):
+            return True
+        if session.checkpoint is None:
+            session.module(path)
+        return False
 
     def _show_nothing(self, text: str) -> None:
         self.title.setText(text)

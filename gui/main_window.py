@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from engine.errors import EditError
 from engine.journal import Journal, describe_request
 from engine.listing import dtype_name
-from engine.tree import TreeIndex, itemsize
+from engine.tree import TreeIndex
 
 from .actions import EditActions
 from .dialogs import base
@@ -93,7 +93,7 @@ def document_totals(session: Session, progress: Any = None) -> dict[str, Any]:
                 devices.add(str(slot.tensor.device))
         devices = devices or {"cpu"}
     return {"parameters": parameters, "trainable": trainable, "devices": devices,
-            "bytes_by_dtype": {dtype_name(dtype): count * itemsize(dtype)
+            "bytes_by_dtype": {dtype_name(dtype): count * dtype.itemsize
                                for dtype, count in elements.items()}}
 
 

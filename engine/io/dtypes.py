@@ -29,11 +29,6 @@ DTYPE_NAMES.update({"half": torch.float16, "float": torch.float32, "double": tor
                     "long": torch.int64, "int": torch.int32, "short": torch.int16})
 
 
-def itemsize(dtype: torch.dtype) -> int:
-    """Bytes per element of `dtype`."""
-    return torch.empty((), dtype=dtype).element_size()
-
-
 def dtype_name(dtype: torch.dtype) -> str:
     """'float32' for torch.float32."""
     return str(dtype).removeprefix("torch.")

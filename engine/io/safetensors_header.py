@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ..errors import FileError
-from .dtypes import SAFETENSORS_DTYPES, itemsize
+from .dtypes import SAFETENSORS_DTYPES
 from .sources import StoredFile, TensorSource
 
 #: the safetensors library refuses headers larger than this; so do we
@@ -122,7 +122,7 @@ def _check_entry(path: Any, name: str, entry: Any) -> tuple[torch.dtype, tuple[i
     numel = 1
     for size in shape:
         numel *= size
-    expected = numel * itemsize(dtype)
+    expected = numel * dtype.itemsize
     if end - begin != expected:
         raise FileError(path, f"tensor '{name}' spans {end - begin} bytes but its shape "
                         f"{tuple(shape)} of {dtype_text} needs {expected}")

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..errors import FileError
-from .dtypes import TORCH_TO_SAFETENSORS, dtype_name, itemsize
+from .dtypes import TORCH_TO_SAFETENSORS, dtype_name
 from .safetensors_header import MAX_HEADER_BYTES
 from .sources import CHUNK, StoredFile, copy_range, write_all
 from .stored_items import StoredItem
@@ -30,8 +30,8 @@ def data_order(items: list[StoredItem]) -> list[StoredItem]:
     safetensors library does), so every tensor can be mapped without copying."""
     position = 0
     for item in items:
-        if position % itemsize(item.dtype):
-            return sorted(items, key=lambda it: -itemsize(it.dtype))
+        if position % item.dtype.itemsize:
+            return sorted(items, key=lambda it: -it.dtype.itemsize)
         position += item.nbytes
     return list(items)
 

@@ -25,7 +25,6 @@ from pathlib import Path
 import torch
 
 from ..errors import FileError
-from .dtypes import itemsize
 
 #: tensors at least this big are memory-mapped instead of read
 MAP_THRESHOLD = 4 * 2**20
@@ -128,7 +127,7 @@ def load_tensor(source: TensorSource) -> torch.Tensor:
     """Read one tensor (see `TensorSource.load`)."""
     if source.nbytes == 0:
         return torch.empty(source.shape, dtype=source.dtype)
-    size = itemsize(source.dtype)
+    size = source.dtype.itemsize
     if source.nbytes >= MAP_THRESHOLD and source.offset % size == 0:
         tensor = _mapped(source)
         if tensor is not None:
@@ -147,7 +146,7 @@ def _mapped(source: TensorSource) -> torch.Tensor | None:
     mapping = source.file.mapping()
     if mapping is None:
         return None
-    numel = source.nbytes // itemsize(source.dtype)
+    numel = source.nbytes // source.dtype.itemsize
     flat = torch.frombuffer(mapping, dtype=source.dtype, count=numel, offset=source.offset)
     return flat.reshape(source.shape)
 

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..checkpoint import Slot
-from .dtypes import itemsize
 from .sources import TensorSource
 
 if TYPE_CHECKING:
@@ -44,7 +43,7 @@ class StoredItem:
         count = 1
         for size in self.shape:
             count *= size
-        return count * itemsize(self.dtype)
+        return count * self.dtype.itemsize
 
     def tensor(self) -> torch.Tensor:
         """The values (read from disk for a lazy Slot), detached, on the CPU, contiguous."""

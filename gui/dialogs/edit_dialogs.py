@@ -174,8 +174,9 @@ class ChooseNameDialog(FormDialog):
 def tie_candidates(session: Session, target: str) -> list[str]:
     """Names `target` could be tied to: tensors of equal shape and dtype, or modules of the
     same type (model mode), excluding what it already shares."""
-    aliases = set(session.aliases(target)) if _is_tensor(session, target) else {target}
-    if _is_tensor(session, target):
+    is_tensor = session.is_tensor(target)
+    aliases = set(session.aliases(target)) if is_tensor else {target}
+    if is_tensor:
         meta = session.tensor_meta(target)
         return [name for name in session.tensor_names()
                 if name not in aliases and session.tensor_meta(name) == meta]
@@ -185,17 +186,6 @@ def tie_candidates(session: Session, target: str) -> list[str]:
             if path and type(other) is type(module) and other is not module
             and not path.startswith(target + ".") and not target.startswith(path + ".")]
 
-
-def _is_tensor(session: Session, path: str) -> bool:
-    if session.checkpoint is not None:
-        return path in session.checkpoint.entries
-    from engine.errors import EditError
-
-    try:
-        session.entry(path)
-    except EditError:
-        return False
-    return True
 
 
 class ReplaceHeadDialog(FormDialog):

@@ -150,3 +150,20 @@ def test_script_command_writes_a_script_that_reproduces_apply(tmp_path):
     got = torch.load(scripted, weights_only=True)
     assert list(expected) == list(got)
     assert all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+def test_weights_are_read_like_every_file(tmp_path):
+    from tests.models import MLP, seeded
+
+    state = {f"module.{k}": v for k, v in seeded(MLP, seed=3).state_dict().items()}
+    weights = tmp_path / "ddp.pt"
+    torch.save(state, weights)
+    result = run("inspect", "--arch", f"{MODELS_FILE}:MLP", "--weights", str(weights), "--json")
+    assert result.returncode == 0, result.stderr
+    names = [tensor["name"] for tensor in json.loads(result.stdout)["tensors"]]
+    assert names == ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+    torch.save({"fc1.weight": torch.zeros(2, 2)}, weights)
+    result = run("inspect", "--arch", f"{MODELS_FILE}:MLP", "--weights", str(weights))
+    assert result.returncode == 2
+    assert str(weights) in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

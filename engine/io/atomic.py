@@ -3,12 +3,18 @@
 A failed or killed write leaves the old file as it was and no temporary file behind
 (the temporary is removed on any error; a kill -9 can leave one, named so that it is
 recognizable: `.<name>.weightsmith-tmp-<random>`).
+
+Temporaries are created private (0600, by `mkstemp`); before one becomes final it gets
+the mode the file would have had if written in place: the mode of the file it replaces,
+or `0666 & ~umask` for a new file (`0777 & ~umask` for a new folder), so a file saved
+on a shared machine stays readable by whoever could read the one before.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,6 +42,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     temp = Path(temp_name)
     try:
         yield temp
+        os.chmod(temp, final_mode(path))
         _fsync_file(temp)
         os.replace(temp, path)
         _fsync_folder(folder)
@@ -54,6 +61,41 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` atomically."""
     atomic_write(path, lambda handle: handle.write(data))
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows.
+
+    `os.umask` can only be read by setting it, which races with threads creating files;
+    Linux shows it in /proc/self/status.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def final_mode(path: str | Path, folder: bool = False) -> int:
+    """The permission bits a file (or folder) written at `path` should get.
+
+    The mode of what is there now when it is of the same kind (a file saved over another
+    keeps its mode), else what `open`/`mkdir` would give: `0666 & ~umask` (`0777` for a
+    folder).
+    """
+    try:
+        info = os.lstat(path)
+    except OSError:
+        info = None
+    if info is not None and (stat.S_ISDIR(info.st_mode) if folder
+                             else stat.S_ISREG(info.st_mode)):
+        return stat.S_IMODE(info.st_mode)
+    return (0o777 if folder else 0o666) & ~current_umask()
 
 
 def _fsync_file(path: Path) -> None:
@@ -102,6 +144,8 @@ class StagedFiles:
         from concurrent.futures import ThreadPoolExecutor
 
         # Several flushes in flight at once keep a (virtual) disk's queue busy.
+        for temp, final in self._staged:
+            os.chmod(temp, final_mode(final))
         with ThreadPoolExecutor(max_workers=4) as pool:
             list(pool.map(_fsync_file, [temp for temp, _ in self._staged]))
         for temp, final in self._staged:
@@ -144,7 +188,9 @@ def atomic_new_folder(path: str | Path) -> Iterator[Path]:
     try:
         yield temp
         for child in temp.iterdir():
-            _fsync_file(child)
+            if child.is_file():
+                _fsync_file(child)
+        os.chmod(temp, final_mode(path, folder=True))
         _fsync_folder(temp)
         os.rename(temp, path)
         _fsync_folder(parent)

@@ -83,7 +83,7 @@ def save_session(
     Cancelled : `progress.cancel()` was called (old files intact)
     """
     path = Path(path).expanduser()
-    kind = _target_kind(path, format)
+    kind = target_kind(path, format)
     if whole_model and (kind != PT or session.model is None):
         raise FileError(path, "whole_model: only a model (open with an architecture or a "
                         "trusted pickled model) can be saved whole, as .pt/.pth")
@@ -116,20 +116,56 @@ def save_session(
             "bytes": sum(item.nbytes for item in job.items), "notes": job.notes}
 
 
-def _target_kind(path: Path, format: str | None) -> str:
-    if format is not None:
-        if format not in FORMATS:
-            raise FileError(path, f"format: unknown '{format}' (use {', '.join(FORMATS)})")
-        return format
+#: endings of the files each format writes (a folder has none)
+_FORMAT_ENDINGS = {SAFETENSORS: (".safetensors", ".safetensors.index.json"),
+                   PT: formats.PT_SUFFIXES}
+#: endings that name weights of formats Weightsmith does not write
+_OTHER_WEIGHT_ENDINGS = (".onnx", ".h5", ".msgpack", ".gguf", ".tflite", ".index.json")
+
+
+def format_of_name(path: str | Path) -> str | None:
+    """The format a target's name asks for: 'safetensors', 'pt', 'folder' (an existing
+    folder or a name without extension), '' for another format's weights (`.onnx`), or
+    None when the ending says nothing (`x.weights`)."""
+    path = Path(path)
     name = path.name.lower()
+    for kind, endings in _FORMAT_ENDINGS.items():
+        if name.endswith(endings):
+            return kind
+    if name.endswith(_OTHER_WEIGHT_ENDINGS):
+        return ""
     if path.is_dir() or not path.suffix:
         return FOLDER
-    if name.endswith((".safetensors", ".safetensors.index.json")):
-        return SAFETENSORS
-    if name.endswith(formats.PT_SUFFIXES):
-        return PT
-    raise FileError(path, "unknown output format (use .safetensors, .pt/.pth/.bin/.ckpt, or a "
-                    "folder)")
+    return None
+
+
+def target_kind(path: str | Path, format: str | None = None) -> str:
+    """The format a save to `path` writes: `format` when given, else the one the name asks
+    for; a `format` that contradicts the name is refused, so no file is mislabelled.
+
+    Raises
+    ------
+    FileError : unknown format, a name of another format, or an existing folder for a file
+    """
+    path = Path(path).expanduser()
+    named = format_of_name(path)
+    if format is not None and format not in FORMATS:
+        raise FileError(path, f"format: unknown '{format}' (use {', '.join(FORMATS)})")
+    if format is None:
+        if not named:
+            raise FileError(path, "unknown output format (use .safetensors, "
+                            ".pt/.pth/.bin/.ckpt, or a folder)")
+        return named
+    if path.is_dir() and format != FOLDER:
+        raise FileError(path, f"is a folder; format '{format}' writes a file (choose format "
+                        "'folder', or name a file)")
+    if named is not None and named != format and not (named == FOLDER and not path.is_dir()):
+        wanted = {SAFETENSORS: ".safetensors", PT: ".pt", FOLDER: "no extension"}[format]
+        holds = {SAFETENSORS: "safetensors", PT: "a torch.save file", FOLDER: "a folder",
+                 "": "another format"}[named]
+        raise FileError(path, f"format '{format}' contradicts the name (it says {holds}); "
+                        f"name it with {wanted}, or leave the format to the name")
+    return format
 
 
 class _Job:

@@ -1,11 +1,22 @@
-"""Save As: where, in which format, and whether to shard."""
+"""Save As: where, in which format, and whether to shard.
+
+The format follows the name typed (`x.safetensors` writes safetensors whatever the box
+said before), and choosing a format renames the file to match, so the two never
+disagree; the engine refuses a mismatch anyway (`engine.io.saving.target_kind`). The
+name starts as `<stem>_edited.<ext>` beside the opened file, never the opened file
+itself, and replacing a file that exists is asked first.
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QWidget
+
+from engine.errors import FileError
+from engine.io import saving
 
 from . import base
 from .fields import Field, FormDialog, combo, line_edit
@@ -14,6 +25,30 @@ if TYPE_CHECKING:
     from engine.session import Session
 
 FORMATS = {"safetensors": ".safetensors", "pt": ".pt", "folder": ""}
+#: endings kept when a name is suggested (the longest first)
+_KNOWN_ENDINGS = (".safetensors.index.json", ".safetensors", ".pth", ".pt", ".bin", ".ckpt")
+_EDITED = re.compile(r"_edited\d*$")
+
+
+def suggested_path(current: str | None, folder: str) -> Path:
+    """Where Save As starts: `<stem>_edited<ext>` beside the opened file (a folder gets
+    `<name>_edited`), numbered when that exists too; `edited.safetensors` in `folder`
+    for a document without a file."""
+    if not current:
+        return Path(folder or ".") / "edited.safetensors"
+    path = Path(current)
+    lower = path.name.lower()
+    ending = "" if path.is_dir() else next(
+        (end for end in _KNOWN_ENDINGS if lower.endswith(end)), ".safetensors")
+    stem = path.name[: len(path.name) - len(ending)] if lower.endswith(ending) and ending \
+        else path.name if path.is_dir() else path.name.split(".")[0]
+    stem = _EDITED.sub("", stem) or stem
+    for number in range(1, 1000):
+        suffix = "_edited" if number == 1 else f"_edited{number}"
+        candidate = path.with_name(f"{stem}{suffix}{ending}")
+        if not candidate.exists():
+            return candidate
+    return path.with_name(f"{stem}_edited{ending}")
 
 
 class SaveDialog(FormDialog):
@@ -24,15 +59,13 @@ class SaveDialog(FormDialog):
         super().__init__("Save As", parent)
         self.session = session
         self.folder = folder
-        start = Path(current) if current else Path(folder) / "edited.safetensors"
-        if current is None or start.suffix not in (".safetensors", ".pt", ".pth"):
-            start = start.with_name(start.stem.split(".")[0] + "_edited.safetensors") \
-                if current else start
+        self.current = current
+        start = suggested_path(current, folder)
+        self._syncing = False
         self.path_field = self.add_path_field(Field("path", "File", line_edit(str(start))),
                                               self._browse)
         self.format_field = Field("format", "Format", combo(list(FORMATS), "safetensors"))
         self.add_field(self.format_field)
-        self.format_field.widget.currentTextChanged.connect(self._on_format)
         self.shard = QCheckBox("Split into shards of at most", self)
         self.shard_size = line_edit("5GB", tip="e.g. 500MB, 2GB")
         shard_row = QHBoxLayout()
@@ -48,8 +81,10 @@ class SaveDialog(FormDialog):
         self.extras.setChecked(True)
         self.form.addRow(self.extras)
         self.finish_layout()
-        suffix = start.suffix
-        self.format_field.set_text("pt" if suffix in (".pt", ".pth") else "safetensors")
+        self.format_field.widget.currentTextChanged.connect(self._on_format)
+        self.path_field.widget.textChanged.connect(self._on_path_edited)
+        self._on_path_edited(str(start))
+        self._on_format(self.format_field.text())
         self.resize(560, self.sizeHint().height())
 
     def _browse(self) -> None:
@@ -58,10 +93,19 @@ class SaveDialog(FormDialog):
                                      "All files (*)")
         if path:
             self.path_field.set_text(path)
-            if path.endswith((".pt", ".pth")):
-                self.format_field.set_text("pt")
-            elif path.endswith(".safetensors"):
-                self.format_field.set_text("safetensors")
+
+    def _on_path_edited(self, text: str) -> None:
+        """The format follows the name typed, when the name says one."""
+        if self._syncing or not text.strip():
+            return
+        named = saving.format_of_name(Path(text.strip()).expanduser())
+        if named in FORMATS and named != self.format_field.text():
+            self._syncing = True
+            try:
+                self.format_field.set_text(named)
+            finally:
+                self._syncing = False
+            self._on_format(named)
 
     def _on_format(self, fmt: str) -> None:
         pt = fmt == "pt"
@@ -69,13 +113,21 @@ class SaveDialog(FormDialog):
         self.shard_size.setEnabled(not pt)
         self.whole_model.setEnabled(pt and self.session.model is not None)
         self.extras.setEnabled(pt)
+        if self._syncing:
+            return
         path = Path(self.path())
-        suffix = FORMATS[fmt]
-        if fmt != "folder" and path.suffix in (".safetensors", ".pt", ".pth") \
-                and path.suffix != suffix and not (pt and path.suffix == ".pth"):
-            self.path_field.set_text(str(path.with_suffix(suffix)))
-        elif fmt == "folder" and path.suffix:
-            self.path_field.set_text(str(path.with_suffix("")))
+        named = saving.format_of_name(path)
+        if named == fmt or (named == "folder" and fmt != "folder" and not path.suffix
+                            and not path.is_dir()):
+            return
+        self._syncing = True
+        try:
+            if fmt == "folder":
+                self.path_field.set_text(str(_without_ending(path)))
+            elif named is not None:
+                self.path_field.set_text(str(_without_ending(path)) + FORMATS[fmt])
+        finally:
+            self._syncing = False
 
     def path(self) -> str:
         return str(Path(self.path_field.text().strip()).expanduser())
@@ -85,8 +137,30 @@ class SaveDialog(FormDialog):
             raise ValueError("File: required")
         if not Path(self.path()).parent.is_dir():
             raise ValueError(f"File: folder {Path(self.path()).parent} does not exist")
+        try:
+            saving.target_kind(self.path(), self.format_field.text())
+        except FileError as error:
+            raise ValueError(f"File: {error.problem}") from None
         if self.shard.isChecked() and self.shard.isEnabled() and not self.shard_size.text().strip():
             raise ValueError("Sharding: give a size such as 2GB")
+
+    def accept(self) -> None:
+        """Accept valid input; replacing an existing file or folder is asked first."""
+        try:
+            self.check()
+        except ValueError as error:
+            self.problem.setText(str(error))
+            self.problem.show()
+            return
+        target = Path(self.path())
+        if target.exists():
+            what = "folder" if target.is_dir() else "file"
+            detail = (" Its weights are replaced; its other files stay." if target.is_dir()
+                      else "")
+            if not base.ask(self, "Save As", f"The {what} {target.name} exists. Replace it?"
+                            + detail, "Replace", "Cancel"):
+                return
+        super().accept()
 
     def options(self) -> dict[str, Any]:
         """Keyword arguments for `Session.save`."""
@@ -100,3 +174,11 @@ class SaveDialog(FormDialog):
             if not self.extras.isChecked():
                 options["include_extras"] = False
         return options
+
+
+def _without_ending(path: Path) -> Path:
+    lower = path.name.lower()
+    for ending in _KNOWN_ENDINGS:
+        if lower.endswith(ending):
+            return path.with_name(path.name[: -len(ending)])
+    return path.with_suffix("") if path.suffix else path

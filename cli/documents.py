@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 from engine import arch
 from engine.documents import model_session
 from engine.errors import ArchError
+from engine.io.fill import report_notes, report_problems
 from engine.session import Session
 
 from .progress_bar import TerminalProgress
@@ -25,6 +27,11 @@ def add_document_arguments(parser: argparse.ArgumentParser, *, weights: bool = T
     if weights:
         parser.add_argument("--weights", metavar="FILE",
                             help="starting weights for --arch (.pt/.pth/.safetensors)")
+    parser.add_argument("--strict", action=argparse.BooleanOptionalAction, default=None,
+                        help="with --arch: every tensor of the model must be in the file with "
+                        "its shape, and every tensor of the file in the model (default); for "
+                        "hf, after what transformers itself ignores. --no-strict opens anyway "
+                        "and reports what did not fit")
     add_open_arguments(parser)
 
 
@@ -62,18 +69,36 @@ def progress_bar(args: argparse.Namespace) -> Iterator[TerminalProgress]:
         bar.close()
 
 
+def strict_of(args: argparse.Namespace) -> bool:
+    """--strict/--no-strict; strict unless --no-strict was given."""
+    return getattr(args, "strict", None) is not False
+
+
 def open_path(args: argparse.Namespace, path: str, *, arch: bool = True) -> Session:
-    """Open the file or folder `path` with the open options in `args`."""
+    """Open the file or folder `path` with the open options in `args`; notes about what
+    the architecture's loading rules ignored go to stderr."""
     with progress_bar(args) as bar:
-        return Session.open(
+        session = Session.open(
             path,
             arch=getattr(args, "arch", None) if arch else None,
             arch_args=parse_arch_args(getattr(args, "arch_args", None)) if arch else None,
             trust=bool(getattr(args, "trust", False)),
             choice=getattr(args, "choice", None),
             strip_prefix=getattr(args, "strip_prefix", None),
+            strict=strict_of(args),
             progress=bar,
         )
+    report_load(session)
+    return session
+
+
+def report_load(session: Session) -> None:
+    """Print, on stderr, what opening with an architecture ignored or did not fit."""
+    load_report = session.source.get("load_report")
+    if not load_report:
+        return
+    for line in [*report_notes(load_report), *report_problems(load_report)]:
+        sys.stderr.write(f"note: {line}\n")
 
 
 def open_document(args: argparse.Namespace, *, meta: bool = False,
@@ -86,4 +111,7 @@ def open_document(args: argparse.Namespace, *, meta: bool = False,
         return open_path(args, path)
     if not args.arch:
         raise ArchError("--arch: required (e.g. --arch torchvision:resnet18), or give a file")
-    return model_session(args.arch, parse_arch_args(args.arch_args), args.weights, meta=meta)
+    session = model_session(args.arch, parse_arch_args(args.arch_args), args.weights, meta=meta,
+                            strict=strict_of(args))
+    report_load(session)
+    return session

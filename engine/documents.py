@@ -11,12 +11,12 @@ from .session import Session
 
 def model_session(arch: str, arch_args: dict[str, Any] | None = None,
                   weights: str | Path | None = None, *, meta: bool = False,
-                  seed: int = DEFAULT_SEED) -> Session:
+                  seed: int = DEFAULT_SEED, strict: bool = True) -> Session:
     """A Session over a model built from `arch`, with weights from `weights` if given.
 
     Weights are read the way every file is (`Session.open` with the architecture: safely,
-    strictly, a DDP/compile prefix stripped when the names need it). Without weights,
-    `meta=True` builds shapes without data (a listing only).
+    strictly unless `strict=False`, a DDP/compile prefix stripped when the names need
+    it). Without weights, `meta=True` builds shapes without data (a listing only).
 
     Raises
     ------
@@ -24,7 +24,8 @@ def model_session(arch: str, arch_args: dict[str, Any] | None = None,
     FileError : the weights file is unreadable or does not fit the architecture
     """
     if weights is not None:
-        session = Session.open(weights, arch=arch, arch_args=arch_args, seed=seed)
+        session = Session.open(weights, arch=arch, arch_args=arch_args, seed=seed,
+                               strict=strict)
         session.source["weights"] = str(weights)
         return session
     session = Session(build_model(arch, arch_args, seed=seed, meta=meta))

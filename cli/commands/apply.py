@@ -30,5 +30,5 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar(args) as bar:
         result = session.save(args.output, progress=bar, **save_options(args))
     print(f"applied {len(edits)} edit(s)")
-    report_saved(result, len(session.tensor_names()))
+    report_saved(result)
     return 0

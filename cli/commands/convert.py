@@ -53,13 +53,15 @@ def run(args: argparse.Namespace) -> int:
     session = open_path(args, args.input, arch=False)
     with progress_bar(args) as bar:
         result = session.save(args.output, progress=bar, **save_options(args))
-    report_saved(result, len(session.tensor_names()))
+    report_saved(result)
     return 0
 
 
-def report_saved(result: dict, names: int) -> None:
-    """One line about what was written, then any notes (on stderr)."""
+def report_saved(result: dict) -> None:
+    """One line about what was written (the tensors the files hold), then any notes (on
+    stderr)."""
     copied = f", {len(result['copied'])} unchanged file(s) copied" if result["copied"] else ""
-    print(f"wrote {result['path']} ({names} tensors, {result['bytes'] / 2**20:,.1f} MiB{copied})")
+    print(f"wrote {result['path']} ({result['tensors']} tensors, "
+          f"{result['bytes'] / 2**20:,.1f} MiB{copied})")
     for note in result["notes"]:
         sys.stderr.write(f"note: {note}\n")

@@ -2,7 +2,9 @@
 
 The model is built under a seed (0 unless given, recorded), the checkpoint's tensors
 are put into it (assigned, not copied; ties of the model kept) and the report says
-what was loaded, missing, unexpected or of another shape. Undo puts the very same
+what was loaded, missing, unexpected or of another shape. With `arch: "hf"` the
+checkpoint is matched as transformers' `from_pretrained` matches it, and the report
+lists what was ignored and why (`engine.io.hf_loading`). Undo puts the very same
 checkpoint back; redo the very same model.
 """
 
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..arch import DEFAULT_SEED, build_model
 from ..errors import ArchError, EditError
 from ..io import hf_folder
-from ..io.fill import fill_model, report_problems
+from ..io.fill import load_checkpoint, report_problems
 from ..mode_change import ModeChange
 from .base import Edit, register
 
@@ -54,7 +56,8 @@ class Attach(Edit):
         stored = {name.removeprefix(prefix): slot
                   for name, slot in session.checkpoint.entries.items()}
         frozen = set(session.source.get("frozen") or [])
-        report = fill_model(model, stored, frozen)
+        report = load_checkpoint(model, stored, frozen,
+                                 hf=hf_folder.is_hf_spec(self.spec["arch"]))
         problems = report_problems(report)
         if not report["loaded"]:
             example = next(iter(stored), "?")

@@ -54,6 +54,7 @@ def fill_model(model: nn.Module, stored: Mapping[str, Slot | torch.Tensor],
     """
     frozen = frozen or set()
     used: set[str] = set()
+    conflicts: list[dict[str, str]] = []
     assigned: set[tuple[int, int]] = set()
     loaded: list[str] = []
     missing: list[str] = []
@@ -76,6 +77,7 @@ def fill_model(model: nn.Module, stored: Mapping[str, Slot | torch.Tensor],
             continue
         tensor = item.tensor if isinstance(item, Slot) else item
         tensor = tensor.detach()
+        conflicts += _tie_conflicts(names, key, tensor, stored)
         if tensor.numel() and _storage_key(tensor) in assigned:
             tensor = tensor.clone()  # shared in the file, separate in the model
         if tensor.numel():
@@ -91,7 +93,53 @@ def fill_model(model: nn.Module, stored: Mapping[str, Slot | torch.Tensor],
         loaded += names
     unexpected = [name for name in stored if name not in used]
     return {"loaded": loaded, "missing": missing, "unexpected": unexpected,
-            "mismatched": mismatched, "dtype_from_file": dtype_from_file}
+            "mismatched": mismatched, "dtype_from_file": dtype_from_file,
+            "tie_conflicts": conflicts}
+
+
+def _tie_conflicts(names: list[str], key: str, tensor: torch.Tensor,
+                   stored: Mapping[str, Slot | torch.Tensor]) -> list[dict[str, str]]:
+    """Other names of a model tie group that the file holds with other values: only one
+    value can be kept (`key`'s), so the others are reported, not dropped silently."""
+    found = []
+    for name in names:
+        if name == key or name not in stored:
+            continue
+        item = stored[name]
+        other = item.tensor if isinstance(item, Slot) else item
+        if tuple(other.shape) != tuple(tensor.shape) or not torch.equal(other.detach(), tensor):
+            found.append({"name": name, "kept": key})
+    return found
+
+
+def load_checkpoint(model: nn.Module, stored: Mapping[str, Slot | torch.Tensor],
+                    frozen: set[str] | None = None, *, hf: bool = False) -> dict[str, Any]:
+    """Put a checkpoint into a freshly built model, as its user's loader would.
+
+    With `hf` (a transformers model built from a folder's config.json) the names are
+    matched, ties kept or broken, and missing/unexpected names ignored the way
+    `from_pretrained` does (see `engine.io.hf_loading`); otherwise names must match
+    the model's `state_dict()` names, as for `load_state_dict`.
+
+    Returns
+    -------
+    The report of `fill_model`, plus with `hf`: `ignored` ([{"name", "kind", "reason"}]),
+    `renamed` ([[file name, model name]]), `untied` (names), `needs_conversion` (file
+    names that need one of transformers' tensor conversions).
+    """
+    if not hf:
+        return fill_model(model, stored, frozen)
+    from . import hf_loading
+
+    matched = hf_loading.match_names(model, stored)
+    untied = hf_loading.untie_differing(model, matched.stored)
+    report = fill_model(model, matched.stored, frozen)
+    hf_loading.apply_ignores(model, report)
+    conversion = set(matched.needs_conversion)
+    report["unexpected"] = [name for name in report["unexpected"] if name not in conversion]
+    report.update(renamed=matched.renamed, untied=untied,
+                  needs_conversion=matched.needs_conversion)
+    return report
 
 
 def _wrap(tensor: torch.Tensor, old: torch.Tensor, kind: str, trainable: bool) -> torch.Tensor:
@@ -118,4 +166,38 @@ def report_problems(report: dict[str, Any]) -> list[str]:
         first = report["mismatched"][0]
         problems.append(f"{len(report['mismatched'])} with another shape (e.g. '{first['name']}': "
                         f"file {tuple(first['file_shape'])}, model {tuple(first['model_shape'])})")
+    if report.get("tie_conflicts"):
+        first = report["tie_conflicts"][0]
+        problems.append(f"{len(report['tie_conflicts'])} tied in the model but different in "
+                        f"the file (e.g. '{first['name']}'; kept '{first['kept']}')")
+    if report.get("needs_conversion"):
+        problems.append(f"{len(report['needs_conversion'])} need one of transformers' tensor "
+                        f"conversions (e.g. '{report['needs_conversion'][0]}'); load the "
+                        "folder with transformers and save it again")
     return problems
+
+
+def report_notes(report: dict[str, Any]) -> list[str]:
+    """Lines about what a load ignored or adapted on purpose, for the user to read."""
+    notes = []
+    ignored = report.get("ignored") or []
+    if ignored:
+        reasons: dict[tuple[str, str], list[str]] = {}
+        for item in ignored:
+            reasons.setdefault((item["kind"], item["reason"]), []).append(item["name"])
+        for (kind, reason), names in reasons.items():
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3
+                                            else "")
+            what = "of the file" if kind == "unexpected" else "missing from the file"
+            notes.append(f"ignored {len(names)} tensor(s) {what}, as transformers does: "
+                         f"{shown} ({reason})")
+    renamed = report.get("renamed") or []
+    if renamed:
+        old, new = renamed[0]
+        notes.append(f"{len(renamed)} file name(s) renamed as transformers does (e.g. "
+                     f"'{old}' -> '{new}')")
+    untied = report.get("untied") or []
+    if untied:
+        notes.append(f"untied {', '.join(untied)}: the file holds it with other values than "
+                     "the tensor the config ties it to (as transformers does)")
+    return notes

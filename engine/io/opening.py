@@ -32,7 +32,7 @@ from ..history import DEFAULT_BUDGET_BYTES
 from ..progress import Progress, report
 from ..session import Session
 from . import formats, hf_folder, nested
-from .fill import fill_model, report_problems
+from .fill import load_checkpoint, report_problems
 from .origin import set_origin
 from .readers import FROZEN_KEY, Loaded, read_detected
 from .torch_files import load_pickle
@@ -116,7 +116,9 @@ def open_session(
     choice : which nested state dict to use (see `inspect_candidates`); default the first
     strip_prefix : True strips the detected 'module.'/'_orig_mod.' prefix, text strips that
         prefix, False keeps names; None strips only when needed to fit `arch`
-    strict : with `arch`, every model tensor must be in the file with its shape
+    strict : with `arch`, every model tensor must be in the file with its shape, and every
+        tensor of the file must be in the model; for `hf`, after the names transformers'
+        `from_pretrained` ignores (see `engine.io.hf_loading`), which the report lists
     seed : seed of the architecture's initial weights (for tensors the file lacks)
 
     Returns
@@ -145,13 +147,15 @@ def open_session(
     report(progress, 1.0, "Building the document")
     if arch is not None:
         model = _build(arch, arch_args, seed, found.folder)
-        fill = fill_model(model, loaded.state.entries, frozen)
+        fill = load_checkpoint(model, loaded.state.entries, frozen,
+                               hf=hf_folder.is_hf_spec(arch))
         # Every name is in the listing already; the report keeps what did not fit.
         source["load_report"] = {**fill, "loaded": len(fill["loaded"])}
         problems = report_problems(fill)
         if strict and problems:
             raise FileError(found.path, f"does not fit {arch}: " + "; ".join(problems)
-                            + " (open without the architecture, or with strict off)")
+                            + " (open with strict off, e.g. --no-strict, or without the "
+                            "architecture)")
         session = Session(model, history_budget=history_budget)
         source.update(arch=arch, arch_args=arch_args or None)
     elif loaded.model is not None:

@@ -75,7 +75,8 @@ def save_session(
     Returns
     -------
     `{"path", "format", "files": [written paths], "copied": [unchanged files copied or
-    kept], "bytes", "notes": [things a user should know, e.g. extras not saved]}`
+    kept], "bytes", "tensors": names the weights files hold, "notes": [things a user
+    should know, e.g. extras not saved]}`
 
     Raises
     ------
@@ -113,7 +114,8 @@ def save_session(
         session.source["saved_path"] = str(path)
     return {"path": str(path), "format": kind, "files": [str(p) for p in job.files],
             "copied": [str(p) for p in job.copied],
-            "bytes": sum(item.nbytes for item in job.items), "notes": job.notes}
+            "bytes": sum(item.nbytes for item in job.items), "tensors": job.names_written,
+            "notes": job.notes}
 
 
 #: endings of the files each format writes (a folder has none)
@@ -183,6 +185,8 @@ class _Job:
         self.files: list[Path] = []
         self.copied: list[Path] = []
         self.notes: list[str] = []
+        #: tensor names the written weights files hold (what a message may count)
+        self.names_written = 0
         self.origin = origin_of(session)
         self._lock = threading.Lock()
         self._failed = False
@@ -199,6 +203,11 @@ class _Job:
             self.done += nbytes
             report(self.progress, min(self.done / self.total, 0.999),
                    f"Writing {self.path.name}")
+
+    def count_names(self, count: int) -> None:
+        """Add the tensor names one written (or kept) weights file holds."""
+        with self._lock:
+            self.names_written += count
 
     def fail(self) -> None:
         with self._lock:
@@ -269,6 +278,7 @@ def _save_pt_file(job: _Job, whole_model: bool, include_extras: bool) -> None:
     with atomic_path(job.path) as temp:
         used_wrapper = save_pt(job.session, temp, whole_model=whole_model,
                                include_extras=include_extras)
+        job.count_names(sum(1 + len(item.aliases) for item in job.items))
         if job.progress is not None:
             job.progress.check()
     job.done = sum(item.nbytes for item in job.items)
@@ -311,15 +321,22 @@ def _stage_file(job: _Job, staged: StagedFiles, final: Path, group: list[StoredI
             for alias in item.aliases:
                 state[alias] = tensor  # one storage on disk, a tie again when read back
         torch.save(state, temp)
+        job.count_names(len(state))
         job.advance(sum(item.nbytes for item in group))
         return "written"
     header = header_bytes(group, metadata, final)
+    job.count_names(_header_names(header))
     same = whole_source(group, header)
     if same is not None and same.same_as_path(final):
         job.advance(sum(item.nbytes for item in group))
         return "kept"  # the file on disk already holds exactly this
     temp = staged.stage(final.name)
     return write_safetensors(temp, group, metadata, job.advance)
+
+
+def _header_names(header: bytes) -> int:
+    """How many tensors a safetensors header (8-byte length, JSON) names."""
+    return sum(1 for key in json.loads(header[8:]) if key != "__metadata__")
 
 
 # ---------------------------------------------------------------------- sharded sets

@@ -85,11 +85,16 @@ def main(argv: list[str]) -> int:
     args = _parse(list(argv))
     app = create_application(list(argv))
     from .icons import icon
+    from .interrupt import InterruptHandler
     from .main_window import MainWindow
 
     app.setWindowIcon(icon("app"))
     window = MainWindow()
+    interrupt = InterruptHandler(window)  # Ctrl+C in the terminal closes the window
     window.show()
     # Open after the first paint, so the window appears at once.
     QTimer.singleShot(0, lambda: start(window, args))
-    return app.exec()
+    try:
+        return app.exec()
+    finally:
+        interrupt.uninstall()

@@ -97,6 +97,21 @@ def document_totals(session: Session, progress: Any = None) -> dict[str, Any]:
                                for dtype, count in elements.items()}}
 
 
+def undo_shortcuts() -> list[QKeySequence]:
+    """The platform's Undo keys."""
+    return QKeySequence.keyBindings(QKeySequence.StandardKey.Undo)
+
+
+def redo_shortcuts() -> list[QKeySequence]:
+    """The platform's Redo keys, plus Ctrl+Shift+Z and Ctrl+Y on every platform (Cmd on a
+    Mac), since users bring both habits from other editors."""
+    keys = list(QKeySequence.keyBindings(QKeySequence.StandardKey.Redo))
+    for extra in (QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")):
+        if extra not in keys:
+            keys.append(extra)
+    return keys
+
+
 class MainWindow(QMainWindow):
     """Weightsmith's main window.
 
@@ -179,12 +194,19 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.inspector_dock], [430], Qt.Orientation.Horizontal)
         self.resizeDocks([self.plots_dock], [300], Qt.Orientation.Vertical)
 
+        # The toolbar shows the verb only (its buttons keep their width); the menus and
+        # tooltips name the step. Application-wide, so a floating dock's keys work too.
         self.undo_action = QAction("Undo", self)
-        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+        self.undo_action.setIconText("Undo")
+        self.undo_action.setShortcuts(undo_shortcuts())
         self.undo_action.triggered.connect(self.undo)
         self.redo_action = QAction("Redo", self)
-        self.redo_action.setShortcut(QKeySequence.StandardKey.Redo)
+        self.redo_action.setIconText("Redo")
+        self.redo_action.setShortcuts(redo_shortcuts())
         self.redo_action.triggered.connect(self.redo)
+        for action in (self.undo_action, self.redo_action):
+            action.setShortcutContext(Qt.ShortcutContext.ApplicationShortcut)
+            action.setProperty("shortcut_name", action.iconText())  # for Help ▸ Shortcuts
         self.undo_action.setIcon(self.style().standardIcon(
             self.style().StandardPixmap.SP_ArrowBack))
         self.redo_action.setIcon(self.style().standardIcon(
@@ -203,6 +225,7 @@ class MainWindow(QMainWindow):
         self._totals_timer.setSingleShot(True)
         self._totals_timer.setInterval(100)
         self._totals_timer.timeout.connect(self.update_status)
+        self._help_window: QWidget | None = None
         self._restore_layout()
         self.set_session(None)
 
@@ -233,12 +256,24 @@ class MainWindow(QMainWindow):
         find.setShortcut(QKeySequence.StandardKey.Find)
         find.triggered.connect(lambda: (self.filter_edit.setFocus(),
                                         self.filter_edit.selectAll()))
-        collapse = view_menu.addAction("Collapse All")
-        collapse.triggered.connect(self.tree.collapseAll)
+        self.expand_all_action = view_menu.addAction("Expand All")
+        self.expand_all_action.setToolTip("Expand every row of the tree (a very big model is "
+                                          "expanded up to a limit)")
+        self.expand_all_action.triggered.connect(lambda: self.expand_all(""))
+        self.collapse_all_action = view_menu.addAction("Collapse All")
+        self.collapse_all_action.triggered.connect(self.tree.collapse_all)
         overview = view_menu.addAction("Layer Overview")
         overview.setToolTip("One bar per layer, to spot a badly initialized layer")
         overview.triggered.connect(self._show_overview)
         help_menu = bar.addMenu("&Help")
+        documentation = help_menu.addAction("Documentation")
+        documentation.setShortcut(QKeySequence.StandardKey.HelpContents)
+        documentation.triggered.connect(lambda: self.show_help("gui.md"))
+        recipes = help_menu.addAction("Recipe Format")
+        recipes.triggered.connect(lambda: self.show_help("recipes.md"))
+        shortcuts = help_menu.addAction("Keyboard Shortcuts")
+        shortcuts.triggered.connect(self.show_shortcuts)
+        help_menu.addSeparator()
         about = help_menu.addAction("About Weightsmith")
         about.triggered.connect(lambda: base.show_info(
             self, "About Weightsmith",
@@ -366,8 +401,12 @@ class MainWindow(QMainWindow):
         session = self.session
         undo_label = session.history.undo_label if session is not None else None
         redo_label = session.history.redo_label if session is not None else None
-        self.undo_action.setText(f"Undo {undo_label}" if undo_label else "Undo")
-        self.redo_action.setText(f"Redo {redo_label}" if redo_label else "Redo")
+        for action, verb, label in ((self.undo_action, "Undo", undo_label),
+                                    (self.redo_action, "Redo", redo_label)):
+            text = f"{verb} {label}" if label else verb
+            keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            action.setText(text)
+            action.setToolTip(f"{text} ({keys})" if keys else text)
         self.undo_action.setEnabled(bool(session is not None and session.can_undo))
         self.redo_action.setEnabled(bool(session is not None and session.can_redo))
         self._update_title()
@@ -469,8 +508,56 @@ class MainWindow(QMainWindow):
 
     def _show_context_menu(self, position: Any) -> None:
         menu = QMenu(self)
+        self.fill_tree_menu(menu)
         self.edit_actions.fill_context_menu(menu)
         menu.exec(self.tree.viewport().mapToGlobal(position))
+        menu.deleteLater()
+
+    def fill_tree_menu(self, menu: QMenu) -> None:
+        """The tree's own entries of its context menu: copy, expand, collapse."""
+        paths = self.selected_paths()
+        copy_path = menu.addAction("Copy Path")
+        copy_path.setShortcut(QKeySequence.StandardKey.Copy)
+        copy_path.setEnabled(any(paths))
+        copy_path.triggered.connect(self.tree.copy_paths)
+        copy_shape = menu.addAction("Copy Shape")
+        copy_shape.setEnabled(bool(paths) and all(self._is_tensor(path) for path in paths))
+        copy_shape.triggered.connect(self.tree.copy_shapes)
+        menu.addSeparator()
+        below = [path for path in paths if self.tree_model.hasChildren(
+            self.tree_model.index_of(path))]
+        expand = menu.addAction("Expand All")
+        expand.setEnabled(bool(below))
+        expand.triggered.connect(lambda: [self.expand_all(path) for path in below])
+        collapse = menu.addAction("Collapse All")
+        collapse.setEnabled(bool(below))
+        collapse.triggered.connect(lambda: [self.tree.collapse_below(path) for path in below])
+        menu.addSeparator()
+
+    def expand_all(self, path: str) -> None:
+        """Expand every row below `path` ('' : the whole tree), up to `EXPAND_LIMIT` rows."""
+        from .tree_view import EXPAND_LIMIT
+
+        if not self.tree.expand_below(path):
+            self.statusBar().showMessage(f"Expanded the first {EXPAND_LIMIT:,} rows only "
+                                         "(expand further levels one at a time)", 8000)
+
+    # ------------------------------------------------------------------ help
+    def show_help(self, document: str = "gui.md") -> None:
+        """Open the documentation window at docs/`document`."""
+        from .help_window import HelpWindow
+
+        if self._help_window is None:
+            self._help_window = HelpWindow(self)
+        self._help_window.show_document(document)
+        self._help_window.show()
+        self._help_window.raise_()
+
+    def show_shortcuts(self) -> None:
+        """List every keyboard shortcut."""
+        from .help_window import ShortcutsDialog
+
+        base.run_dialog(ShortcutsDialog(self.menuBar(), self))
 
     # ------------------------------------------------------------------ filter
     def _on_filter_text(self, text: str) -> None:

@@ -7,7 +7,8 @@ before, and puts them back just after, fetching rows on the way when needed.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, QPoint, Qt, Signal
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView, QWidget
 
 from .tree_model import COLUMNS, NAME, TreeModel
@@ -15,6 +16,38 @@ from .tree_model import COLUMNS, NAME, TreeModel
 #: starting widths of the columns, in average character widths
 _WIDTHS = {"Name": 30, "Type": 14, "Shape": 14, "Dtype": 9, "Parameters": 11, "Trainable": 8,
            "Tie group": 16}
+#: the widest a column grows to fit its content before its text is elided, in characters
+_MAX_CHARS = {"Name": 80, "Type": 32, "Shape": 28, "Dtype": 12, "Parameters": 16,
+              "Trainable": 9, "Tie group": 60}
+#: the narrowest a column shrinks to when the window is too narrow, in characters
+_MIN_CHARS = {"Name": 16, "Type": 9, "Shape": 8, "Dtype": 7, "Parameters": 8,
+              "Trainable": 6, "Tie group": 8}
+#: rows Expand All builds at most (a 100,000-tensor level stays lazy)
+EXPAND_LIMIT = 5_000
+
+
+def fit_widths(desired: list[int], floors: list[int], available: int,
+               grow: int = NAME) -> list[int]:
+    """Column widths that show each column's content when there is room.
+
+    When the `desired` widths fit in `available` pixels, each column gets its own and
+    column `grow` gets what is left over. When they do not, each column gives up
+    room in proportion to what it has above its floor, so the widest contents are
+    elided first and no column falls below its floor (past that, the view scrolls).
+    """
+    floors = [min(floor, want) for floor, want in zip(floors, desired, strict=True)]
+    total = sum(desired)
+    if total <= available:
+        widths = list(desired)
+        widths[grow] += available - total
+        return widths
+    spare = [want - floor for want, floor in zip(desired, floors, strict=True)]
+    excess, giving = total - available, sum(spare)
+    if giving <= excess:
+        return floors
+    widths = [want - (room * excess + giving - 1) // giving
+              for want, room in zip(desired, spare, strict=True)]
+    return [max(width, floor) for width, floor in zip(widths, floors, strict=True)]
 
 
 class ModuleTreeView(QTreeView):
@@ -49,6 +82,17 @@ class ModuleTreeView(QTreeView):
         # QTreeView fetches more rows of a nested level only when it is expanded; rows
         # of a wide level scrolled into view are fetched here.
         self.verticalScrollBar().valueChanged.connect(self.fetch_visible)
+        # Columns follow their content (the rows on screen), once per event-loop turn.
+        self._fit_timer = QTimer(self)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.setInterval(0)
+        self._fit_timer.timeout.connect(self.fit_columns)
+        self._content: list[int] = []  # the widest content seen per column (this document)
+        self._user_sized: set[int] = set()
+        self._fitting = False
+        self.expanded.connect(self._schedule_fit)
+        self.collapsed.connect(self._schedule_fit)
+        self.verticalScrollBar().valueChanged.connect(self._schedule_fit)
 
     # ------------------------------------------------------------------ model
     def tree_model(self) -> TreeModel | None:
@@ -63,13 +107,152 @@ class ModuleTreeView(QTreeView):
         model.modelReset.connect(self.forget_state)
         self.selectionModel().selectionChanged.connect(self._on_selection_changed)
         self.selectionModel().currentRowChanged.connect(self._on_selection_changed)
+        model.modelReset.connect(self._forget_content)
+        for changed in (model.rowsInserted, model.dataChanged, model.layoutChanged):
+            changed.connect(self._schedule_fit)
         header = self.header()
-        header.setStretchLastSection(True)
+        header.setStretchLastSection(False)
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setResizeContentsPrecision(0)  # only the rows on screen: the tree stays lazy
+        header.sectionResized.connect(self._on_section_resized)
         metrics = self.fontMetrics()
+        self._fitting = True
         for column, title in enumerate(COLUMNS):
             header.resizeSection(column, metrics.averageCharWidth() * _WIDTHS[title] + 12)
+        self._fitting = False
         header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        self._schedule_fit()
+
+    # ------------------------------------------------------------------ columns
+    def _schedule_fit(self, *args: object) -> None:
+        self._fit_timer.start()
+
+    def _forget_content(self) -> None:
+        self._content = []
+        self._schedule_fit()
+
+    def _on_section_resized(self, column: int, old: int, new: int) -> None:
+        if not self._fitting:
+            self._user_sized.add(column)  # the user's width wins from now on
+
+    def fit_columns(self) -> None:
+        """Size the columns to their content (the rows on screen, and the header).
+
+        A column only grows while a document is shown (scrolling never makes it jump
+        back); the Name column takes the room left over; when the window is too narrow,
+        the widest columns are elided first. A column the user resized keeps its width.
+        """
+        self._fit_timer.stop()
+        model = self.tree_model()
+        if model is None:
+            return
+        header = self.header()
+        char = self.fontMetrics().averageCharWidth()
+        if len(self._content) != len(COLUMNS):
+            self._content = [0] * len(COLUMNS)
+        desired, floors = [], []
+        for column, title in enumerate(COLUMNS):
+            if column in self._user_sized:
+                desired.append(header.sectionSize(column))
+                floors.append(header.sectionSize(column))
+                continue
+            content = max(self.sizeHintForColumn(column), header.sectionSizeHint(column))
+            self._content[column] = max(self._content[column], content)
+            desired.append(min(self._content[column], _MAX_CHARS[title] * char + 16))
+            floors.append(min(_MIN_CHARS[title] * char + 12, desired[-1]))
+        widths = fit_widths(desired, floors, self.viewport().width())
+        self._fitting = True
+        try:
+            for column, width in enumerate(widths):
+                if header.sectionSize(column) != width:
+                    header.resizeSection(column, width)
+        finally:
+            self._fitting = False
+
+    # ------------------------------------------------------------------ copy, expand
+    def copy_paths(self) -> None:
+        """Put the dotted paths of the selected rows on the clipboard, one per line."""
+        paths = [path for path in self.selected_paths() if path]
+        if paths:
+            QGuiApplication.clipboard().setText("\n".join(paths))
+
+    def copy_shapes(self) -> None:
+        """Put the shapes of the selected tensors on the clipboard, one per line."""
+        model = self.tree_model()
+        if model is None:
+            return
+        shapes = []
+        for path in self.selected_paths():
+            info = model.info_of(model.index_of(path))
+            if info is not None and info.is_tensor:
+                shapes.append(info.shape_text)
+        if shapes:
+            QGuiApplication.clipboard().setText("\n".join(shapes))
+
+    def expand_below(self, path: str, limit: int = EXPAND_LIMIT) -> bool:
+        """Expand `path` and every row below it (fetching them), at most `limit` rows.
+
+        Returns False when the limit stopped it (the rest stays as it was).
+        """
+        model = self.tree_model()
+        if model is None:
+            return True
+        start = model.index_for_path(path)
+        if path and not start.isValid():
+            return True
+        built = 0
+        stack = [start] if start.isValid() else [
+            model.index(row, 0) for row in reversed(range(model.rowCount()))]
+        while stack:
+            index = stack.pop()
+            if not model.hasChildren(index):
+                continue
+            while model.canFetchMore(index) and built < limit:
+                model.fetchMore(index)
+                built += model.rowCount(index)
+            self.expand(index)
+            if built >= limit:
+                return False
+            stack.extend(model.index(row, 0, index)
+                         for row in reversed(range(model.rowCount(index))))
+        return True
+
+    def collapse_below(self, path: str) -> None:
+        """Collapse `path` and every row below it."""
+        model = self.tree_model()
+        if model is None:
+            return
+        index = model.index_for_path(path)
+        if not index.isValid():
+            return
+        prefix = f"{path}." if path else ""
+        self.collapse(index)
+        for expanded in [name for name in self._expanded_names
+                         if name == path or name.startswith(prefix)]:
+            self.collapse(model.index_of(expanded))
+            self._expanded_names.discard(expanded)
+
+    def collapse_all(self) -> None:
+        """Collapse every row; a model's root row stays open to show the top level."""
+        self.collapseAll()  # emits no `collapsed`: forget the names here
+        self._expanded_names.clear()
+        model = self.tree_model()
+        if model is not None and model.tree is not None and model.tree.root_kind == "module":
+            self.expand_path("")
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.matches(QKeySequence.StandardKey.Copy):
+            self.copy_paths()  # the dotted path, not the row's short name
+            event.accept()
+            return
+        if event.key() == Qt.Key.Key_Asterisk:
+            # Qt's own "*" only expands the rows already fetched: one level of a lazy tree.
+            path = self.current_path()
+            if path is not None:
+                self.expand_below(path)
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
     def fetch_visible(self, *args: object) -> None:
         """Fetch the next rows of any level whose last fetched row is on screen."""
@@ -93,6 +276,7 @@ class ModuleTreeView(QTreeView):
     def resizeEvent(self, event: object) -> None:
         super().resizeEvent(event)  # type: ignore[arg-type]
         self.fetch_visible()
+        self._schedule_fit()
 
     # ------------------------------------------------------------------ state by name
     def expanded_paths(self) -> set[str]:

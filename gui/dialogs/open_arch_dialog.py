@@ -40,6 +40,21 @@ def _load_names(progress: Any = None) -> list[str]:
     return torchvision_names()
 
 
+def ranked_matches(names: list[str], text: str) -> list[str]:
+    """The names containing `text` (any case): the exact name first, then the names that
+    start with it, then the others, each group in its original order."""
+    wanted = text.lower().strip()
+    if not wanted:
+        return list(names)
+    ranked = []
+    for position, name in enumerate(names):
+        lowered = name.lower()
+        if wanted in lowered:
+            rank = 0 if lowered == wanted else 1 if lowered.startswith(wanted) else 2
+            ranked.append((rank, position, name))
+    return [name for _, _, name in sorted(ranked)]
+
+
 class OpenArchDialog(FormDialog):
     """Choose `torchvision:NAME`, keyword arguments and weights."""
 
@@ -98,23 +113,28 @@ class OpenArchDialog(FormDialog):
         self._task.wait(timeout)
 
     def _on_names(self, names: list[str]) -> None:
-        self._names = names
-        self.list.addItems(names)
-        self.status.setText(f"{len(names)} models")
+        self._names = list(names)
         self._filter(self.search.text())
 
     def _filter(self, text: str) -> None:
-        lowered = text.lower().strip()
-        first = None
-        for row in range(self.list.count()):
-            item = self.list.item(row)
-            hidden = lowered not in item.text().lower()
-            item.setHidden(hidden)
-            if not hidden and first is None:
-                first = item
-        if first is not None and (self.list.currentItem() is None
-                                  or self.list.currentItem().isHidden()):
-            self.list.setCurrentItem(first)
+        """Show the names matching `text`, best first, and choose the best one."""
+        if not self._names:
+            return  # still loading: the status says so
+        shown = ranked_matches(self._names, text)
+        current = self.model_name()
+        self.list.blockSignals(True)
+        self.list.clear()
+        self.list.addItems(shown)
+        self.list.blockSignals(False)
+        if text.strip() or current not in shown:
+            current = shown[0] if shown else ""
+        if current:
+            self.list.setCurrentRow(shown.index(current))
+        else:
+            self._on_model_changed("")
+        total = len(self._names)
+        self.status.setText(f"{total} models" if len(shown) == total
+                            else f"{len(shown)} of {total} models")
 
     def _on_model_changed(self, name: str) -> None:
         from ..pretrained import weight_choices
@@ -155,15 +175,19 @@ class OpenArchDialog(FormDialog):
 
     def model_name(self) -> str:
         item = self.list.currentItem()
-        return item.text() if item is not None and not item.isHidden() else ""
+        return item.text() if item is not None else ""
+
+    def shown_names(self) -> list[str]:
+        """The names listed now, in their order."""
+        return [self.list.item(row).text() for row in range(self.list.count())]
 
     def choose(self, name: str, weights: str | None = None, pretrained: str | None = None,
                arch_args: str = "") -> None:
         """Pick a model, and weights from a file or published ones (for tests)."""
         self.search.setText(name)
-        for row in range(self.list.count()):
-            if self.list.item(row).text() == name:
-                self.list.setCurrentRow(row)
+        shown = self.shown_names()
+        if name in shown:
+            self.list.setCurrentRow(shown.index(name))
         self.args_edit.setText(arch_args)
         if weights:
             self.file_edit.setText(weights)

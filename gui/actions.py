@@ -11,6 +11,7 @@ nothing and is reported in one dialog line.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,10 @@ def read_through(path: str, progress: Any = None) -> int:
     except OSError:
         return 0
     return done
+
+
+class _Cancelled(Exception):
+    """The user cancelled one dialog of a series: the group of edits is rolled back."""
 
 
 class EditActions(QObject):
@@ -236,6 +241,40 @@ class EditActions(QObject):
             return False
         return True
 
+    def apply_or_raise(self, label: str, specs: list[dict[str, Any]]) -> Any:
+        """Apply edits as one undo step (all or nothing); return the last edit's result.
+
+        Raises
+        ------
+        EditError : the engine refused; nothing changed
+        """
+        session = self.window.session
+        if session is None:
+            raise EditError("no document is open")
+        if len(specs) == 1:
+            return session.apply(dict(specs[0]))
+        result = None
+        with session.group(label):
+            for spec in specs:
+                result = session.apply(spec)
+        return result
+
+    def through_dialog(self, dialog: Any, build: Callable[[], list[dict[str, Any]]],
+                       label: str = "") -> tuple[bool, Any]:
+        """Show `dialog`; its OK applies the edits `build()` makes, as one undo step.
+
+        A refusal of the engine keeps the dialog open with what the user typed and
+        the message beside the field at fault. Returns (applied, the last edit's result).
+        """
+        outcome: list[Any] = []
+
+        def apply() -> None:
+            outcome.append(self.apply_or_raise(label, build()))
+
+        dialog.on_accept = apply
+        accepted = base.run_dialog(dialog)
+        return accepted and bool(outcome), outcome[-1] if outcome else None
+
     def targets(self, paths: list[str]) -> list[str]:
         """The selection as edit targets: checkpoint groups become globs (`encoder.*`)."""
         session = self.window.session
@@ -259,8 +298,7 @@ class EditActions(QObject):
         if session is None or not names:
             return
         dialog = SetDialog(session, names, self.window)
-        if base.run_dialog(dialog):
-            self.apply_all(f"Set {len(names)} tensors", dialog.specs())
+        self.through_dialog(dialog, dialog.specs, f"Set {len(names)} tensors")
 
     def scalar(self, op: str) -> None:
         """Scale or add a number to the selection."""
@@ -270,8 +308,7 @@ class EditActions(QObject):
         if self._session() is None or not paths:
             return
         dialog = ScalarDialog(op, self.targets(paths), self.window)
-        if base.run_dialog(dialog):
-            self.apply(dialog.spec())
+        self.through_dialog(dialog, lambda: [dialog.spec()])
 
     def initialize(self) -> None:
         """Re-initialize the selection (or every module of a type)."""
@@ -284,8 +321,7 @@ class EditActions(QObject):
         targets = self.targets(paths) if paths else (["*"] if session.checkpoint is not None
                                                       else [])
         dialog = InitDialog(session, targets, self.window)
-        if base.run_dialog(dialog):
-            self.apply(dialog.spec())
+        self.through_dialog(dialog, lambda: [dialog.spec()])
 
     def set_trainable(self, trainable: bool) -> None:
         """Freeze or unfreeze the selection, BatchNorm modes too if that option is on."""
@@ -317,8 +353,8 @@ class EditActions(QObject):
             return
         dialog = ChooseNameDialog("Tie To", f"Make {target} share its values with:", names,
                                   self.window)
-        if base.run_dialog(dialog):
-            self.apply({"op": "tie", "target": target, "source": dialog.chosen()})
+        self.through_dialog(dialog, lambda: [{"op": "tie", "target": target,
+                                              "source": dialog.chosen()}])
 
     def untie(self) -> None:
         """Give each selected tied item its own copy (one step)."""
@@ -355,8 +391,7 @@ class EditActions(QObject):
         except EditError as error:
             self.window.show_error(str(error))
             return
-        if base.run_dialog(dialog):
-            self.apply(dialog.spec())
+        self.through_dialog(dialog, lambda: [dialog.spec()])
 
     def replace_head(self) -> None:
         """Replace the model's classifier."""
@@ -366,38 +401,44 @@ class EditActions(QObject):
         if session is None or session.model is None:
             return
         dialog = ReplaceHeadDialog(session, self.window)
-        if base.run_dialog(dialog):
-            self.apply(dialog.spec())
+        self.through_dialog(dialog, lambda: [dialog.spec()])
 
-    def load_weights(self) -> None:
+    def load_weights(self, dialog: Any = None) -> None:
         """Load weights from a file and show the report.
 
         The file is read once in the background first (with progress and Cancel), so
         the edit itself, which must run on the GUI thread, reads it from the cache.
+        When the engine refuses the edit, the same dialog comes back with what the
+        user typed and the message beside the field at fault.
         """
         from .dialogs.load_dialog import LoadDialog
 
         if self._session() is None:
             return
-        dialog = LoadDialog(self.window.settings.last_folder("open"), self.window)
+        if dialog is None:
+            dialog = LoadDialog(self.window.settings.last_folder("open"), self.window)
         if not base.run_dialog(dialog):
             return
         spec = dialog.spec()
         if self.window.tasks.busy:
-            self._apply_load(spec)
+            self._apply_load(spec, dialog)
             return
         self.window.tasks.run(read_through, spec["path"], name="read",
                               text=f"Reading {Path(spec['path']).name}…",
-                              on_success=lambda _: self._apply_load(spec),
-                              on_failure=lambda _: self._apply_load(spec))
+                              on_success=lambda _: self._apply_load(spec, dialog),
+                              on_failure=lambda _: self._apply_load(spec, dialog))
 
-    def _apply_load(self, spec: dict[str, Any]) -> None:
+    def _apply_load(self, spec: dict[str, Any], dialog: Any) -> None:
         from .dialogs.load_dialog import LoadReportDialog
 
-        report = self.apply(spec)
-        if report is not None:
-            self.window.settings.set_last_folder("open", spec["path"])
-            base.run_dialog(LoadReportDialog(report, Path(spec["path"]).name, self.window))
+        try:
+            report = self.apply_or_raise("Load", [spec])
+        except EditError as error:
+            dialog.show_problem(str(error))
+            self.load_weights(dialog)  # again, input kept
+            return
+        self.window.settings.set_last_folder("open", spec["path"])
+        base.run_dialog(LoadReportDialog(report, Path(spec["path"]).name, self.window))
 
     def tensor_op(self, op: str) -> None:
         """A tensor operation on the selected tensor(s); several are one step."""
@@ -412,18 +453,19 @@ class EditActions(QObject):
                         "them back.)", "Delete", "Cancel"):
                 self.apply({"op": "delete", "targets": paths})
             return
-        if op == "cast":
+        if op == "cast" or len(paths) == 1:
             dialog = TensorOpDialog(op, paths, session, self.window)
-            if base.run_dialog(dialog):
-                self.apply(dialog.spec())
+            self.through_dialog(dialog, lambda: [dialog.spec()])
             return
-        specs = []
-        for path in paths:
-            dialog = TensorOpDialog(op, [path], session, self.window)
-            if not base.run_dialog(dialog):
-                return
-            specs.append(dialog.spec())
-        self.apply_all(f"{op.capitalize()} {len(paths)} tensors", specs)
+        # One dialog per tensor, each applied when its OK is pressed (so a refusal stays
+        # in its dialog), all inside one group: one undo step, or nothing if cancelled.
+        with contextlib.suppress(_Cancelled), session.group(
+                f"{op.capitalize()} {len(paths)} tensors"):
+            for path in paths:
+                dialog = TensorOpDialog(op, [path], session, self.window)
+                dialog.on_accept = lambda dialog=dialog: session.apply(dialog.spec())
+                if not base.run_dialog(dialog):
+                    raise _Cancelled
 
     def attach(self) -> None:
         """Give a checkpoint its architecture (switches to model mode) and show the report."""
@@ -434,12 +476,9 @@ class EditActions(QObject):
         if session is None or session.checkpoint is None:
             return
         dialog = AttachDialog(session, self.window)
-        if not base.run_dialog(dialog):
-            return
-        spec = dialog.spec()
-        report = self.apply(spec)
-        if report is not None:
-            base.run_dialog(LoadReportDialog(report, spec["arch"], self.window))
+        applied, report = self.through_dialog(dialog, lambda: [dialog.spec()])
+        if applied and report is not None:
+            base.run_dialog(LoadReportDialog(report, dialog.spec()["arch"], self.window))
 
     def _session(self) -> Session | None:
         return self.window.session

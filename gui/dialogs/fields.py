@@ -1,9 +1,13 @@
 """Form fields that read back typed values, and a dialog that validates before accepting.
 
 A `Field` is a label, an input widget and a parser: `value()` returns the parsed
-value or raises `ValueError` with a message naming the field. `FormDialog` refuses
-OK while any field is invalid and shows the first problem under the form, so bad
-input never turns into a silent default.
+value or raises `FieldError` (a ValueError) with a message naming the field.
+`FormDialog` refuses OK while any field is invalid, so bad input never turns into a
+silent default. What accepting does (applying the edit) is the dialog's
+`on_accept`: when it raises (the engine refused the edit), the dialog stays open,
+with what the user typed, and the message appears right under the field at fault
+(found from the message: `set.expr: ...` names `expr`), or under the form when the
+message names no field.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -22,11 +28,14 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLayout,
     QLineEdit,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
+
+from engine.errors import WeightsmithError
 
 #: choices offered for string arguments whose values are a known set
 KNOWN_CHOICES: dict[str, tuple[str, ...]] = {
@@ -58,6 +67,20 @@ def parse_literal(text: str) -> Any:
     return value
 
 
+class FieldError(ValueError):
+    """The value of one field is wrong; `field` is the one at fault."""
+
+    def __init__(self, field: Field, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def error_color(palette: QPalette) -> str:
+    """A red that reads on the palette's background (light or dark)."""
+    dark = palette.color(QPalette.ColorRole.Window).lightness() < 128
+    return "#ff7b6b" if dark else "#c0392b"
+
+
 class Field:
     """One labelled input with a parser.
 
@@ -77,6 +100,7 @@ class Field:
         self.widget = widget
         self.parse = parse or (lambda text: text)
         self.optional = optional
+        self.error_label: QLabel | None = None
 
     def text(self) -> str:
         if isinstance(self.widget, QComboBox):
@@ -111,11 +135,75 @@ class Field:
             return self.widget.isChecked()
         text = self.text()
         if not text.strip() and not self.optional:
-            raise ValueError(f"{self.label}: required")
+            raise FieldError(self, f"{self.label}: required")
         try:
             return self.parse(text)
         except ValueError as error:
-            raise ValueError(f"{self.label}: {error}") from None
+            raise FieldError(self, f"{self.label}: {error}") from None
+
+    # ------------------------------------------------------------------ errors
+    def show_error(self, message: str) -> bool:
+        """Show `message` right under this field's input and mark the input.
+
+        Returns False when the input is in no form layout (the caller shows the
+        message elsewhere).
+        """
+        if self.error_label is None:
+            label = QLabel()
+            label.setWordWrap(True)
+            label.setObjectName("fieldError")
+            if not _insert_below(self.widget, label):
+                label.deleteLater()
+                return False
+            self.error_label = label
+        color = error_color(self.widget.palette())
+        self.error_label.setStyleSheet(f"color: {color};")
+        self.error_label.setText(message)
+        self.error_label.show()
+        if not isinstance(self.widget, QAbstractButton):
+            self.widget.setStyleSheet(f"border: 1px solid {color};")
+        self.widget.setFocus()
+        if isinstance(self.widget, QLineEdit):
+            self.widget.selectAll()
+        return True
+
+    def clear_error(self) -> None:
+        """Hide the message of `show_error` and unmark the input."""
+        if self.error_label is not None:
+            self.error_label.hide()
+            self.widget.setStyleSheet("")
+
+    def error_text(self) -> str:
+        """The message shown under the field ('' when none)."""
+        label = self.error_label
+        return label.text() if label is not None and not label.isHidden() else ""
+
+
+def _contains(layout: QLayout, widget: QWidget) -> bool:
+    for position in range(layout.count()):
+        item = layout.itemAt(position)
+        if item.widget() is widget or (item.layout() is not None
+                                       and _contains(item.layout(), widget)):
+            return True
+    return False
+
+
+def _insert_below(widget: QWidget, label: QLabel) -> bool:
+    """Put `label` in a row of its own below `widget`'s row in the form layout holding it."""
+    window = widget.window()
+    forms = window.findChildren(QFormLayout)
+    for form in forms:
+        for row in range(form.rowCount()):
+            for role in (QFormLayout.ItemRole.FieldRole, QFormLayout.ItemRole.SpanningRole,
+                         QFormLayout.ItemRole.LabelRole):
+                item = form.itemAt(row, role)
+                if item is None:
+                    continue
+                if item.widget() is widget or (item.layout() is not None
+                                               and _contains(item.layout(), widget)):
+                    form.insertRow(row + 1, label)
+                    return True
+    return False
 
 
 def number(text: str) -> float | int:
@@ -213,6 +301,9 @@ class FormDialog(QDialog):
 
     Subclasses put fields in `self.form` (through `add_field`) and may override
     `check()` to validate across fields (raise ValueError with the message).
+    `on_accept`, when set, is called after `check()` when the user presses OK (it
+    applies the edit); if it raises a ValueError or an engine error, the dialog
+    stays open and shows the message beside the field at fault.
     """
 
     def __init__(self, title: str, parent: QWidget | None = None, intro: str = "") -> None:
@@ -228,12 +319,13 @@ class FormDialog(QDialog):
         self.layout_.addLayout(self.form)
         self.problem = QLabel(self)
         self.problem.setWordWrap(True)
-        self.problem.setStyleSheet("color: #c0392b;")
         self.problem.hide()
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                         | QDialogButtonBox.StandardButton.Cancel, self)
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
+        #: what OK does once the fields are valid (e.g. apply the edit); may raise
+        self.on_accept: Callable[[], Any] | None = None
 
     def finish_layout(self) -> None:
         """Add the problem line and the buttons below everything added so far."""
@@ -269,11 +361,68 @@ class FormDialog(QDialog):
         self.values()
 
     def accept(self) -> None:
+        self.clear_problems()
         try:
             self.check()
-        except ValueError as error:
-            self.problem.setText(str(error))
-            self.problem.show()
+            if self.on_accept is not None:
+                self.on_accept()
+        except FieldError as error:
+            self.show_problem(str(error), error.field)
             return
-        self.problem.hide()
+        except (ValueError, WeightsmithError) as error:
+            self.show_problem(str(error).splitlines()[0] if str(error) else
+                              type(error).__name__)
+            return
         super().accept()
+
+    # ------------------------------------------------------------------ problems
+    def all_fields(self) -> list[Field]:
+        """Every Field of the dialog: those added, and those it holds as attributes or in
+        lists (fields built from a signature, fields placed in boxes of their own)."""
+        found: dict[int, Field] = {id(field): field for field in self.fields.values()}
+        for value in vars(self).values():
+            candidates = value if isinstance(value, list | tuple) else [value]
+            for candidate in candidates:
+                if isinstance(candidate, Field):
+                    found.setdefault(id(candidate), candidate)
+        return list(found.values())
+
+    def field_for(self, message: str) -> Field | None:
+        """The field a message is about: named by the engine's dotted prefix
+        (`replace.module.kernel_size: ...`), quoted ('std'), or by its label ("Seed: ...")."""
+        fields = self.all_fields()
+        by_name = {field.name: field for field in fields}
+        prefix, colon, _ = message.partition(": ")
+        if colon:
+            for part in reversed(prefix.split(".")[1:]):
+                if part in by_name:
+                    return by_name[part]
+            for field in fields:
+                if prefix == field.label:
+                    return field
+        for field in fields:
+            if f"'{field.name}'" in message:
+                return field
+        return None
+
+    def show_problem(self, message: str, field: Field | None = None) -> None:
+        """Show `message` under the field at fault, or under the form if none is."""
+        field = field or self.field_for(message)
+        if field is not None and field.show_error(message):
+            return
+        self.problem.setStyleSheet(f"color: {error_color(self.palette())};")
+        self.problem.setText(message)
+        self.problem.show()
+
+    def clear_problems(self) -> None:
+        """Hide every message of `show_problem`."""
+        self.problem.hide()
+        for field in self.all_fields():
+            field.clear_error()
+
+    def problem_text(self) -> str:
+        """The message shown now, beside a field or under the form ('' when none)."""
+        for field in self.all_fields():
+            if field.error_text():
+                return field.error_text()
+        return self.problem.text() if not self.problem.isHidden() else ""

@@ -54,6 +54,8 @@ class DialogDriver:
         self.questions: list[bool | str] = []
         self.paths: list[str | None] = []
         self.errors: list[str] = []
+        #: messages of dialogs that refused OK and stayed open (the driver then cancels)
+        self.refused: list[str] = []
         self.infos: list[str] = []
         self.shown: list[str] = []
 
@@ -72,8 +74,15 @@ class DialogDriver:
         if fill(dialog) is False:
             dialog.reject()
             return False
+        dialog.setResult(QDialog.DialogCode.Rejected)
         dialog.accept()
-        return dialog.result() == QDialog.DialogCode.Accepted
+        if dialog.result() == QDialog.DialogCode.Accepted:
+            return True
+        # Refused: a user would read the message beside the field, and fix or cancel.
+        problem = getattr(dialog, "problem_text", None)
+        self.refused.append(problem() if problem is not None else "")
+        dialog.reject()
+        return False
 
     def ask(self, *args: Any, **kwargs: Any) -> bool:
         if not self.questions:

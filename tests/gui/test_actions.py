@@ -87,9 +87,9 @@ def test_init_dialog_builds_fields_from_the_signature(cnn_window, dialogs):
     dialog.set_method("constant")
     assert [field.name for field in dialog.arg_fields] == ["val"]
     assert not dialog.seed_box.isEnabled()  # constant is not random
-    dialog.accept()  # `val` is required: refused, with a message
+    dialog.accept()  # `val` is required: refused, with a message beside it
     assert dialog.result() == 0
-    assert "val" in dialog.problem.text()
+    assert dialog.arg_fields[0].error_text() == "val: required"
     dialog.deleteLater()
 
 
@@ -282,9 +282,11 @@ def test_refused_edit_is_one_line_and_changes_nothing(cnn_window, dialogs):
     dialogs.answer(lambda d: d.choose("expr", "x.reshape(5)"))
     steps = window.session.history.position
     window.edit_actions.set_action.trigger()
-    assert len(dialogs.errors) == 1
-    assert "\n" not in dialogs.errors[0]
-    assert "Traceback" not in dialogs.errors[0]
+    assert dialogs.errors == []  # the message stays in the dialog, which stays open
+    assert len(dialogs.refused) == 1
+    assert dialogs.refused[0].startswith("set")
+    assert "\n" not in dialogs.refused[0]
+    assert "Traceback" not in dialogs.refused[0]
     assert window.session.history.position == steps
     assert_tree_agrees(window)
 

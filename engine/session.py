@@ -239,6 +239,7 @@ class Session:
         *,
         parameters_only: bool = False,
         allow_empty: bool = False,
+        bulk_floating_only: bool = False,
     ) -> list[str]:
         """Resolve names, globs and module names to tensor names, in document order.
 
@@ -247,6 +248,10 @@ class Session:
         stands for the parameters below it. Each tensor is listed once, under its first
         name, so tied tensors are not selected twice. Order is the document's
         (`named_parameters()` order for parameters), never the order of the patterns.
+
+        With `bulk_floating_only`, what a glob or a module name selects is kept only
+        where it is floating-point, as `model.half()` and `model.to(dtype)` change
+        floating-point tensors only; a tensor named itself is selected whatever its dtype.
 
         Raises
         ------
@@ -268,36 +273,45 @@ class Session:
         params = [name for name, _, is_param in pairs if is_param]
         selected: set[str] = set()
         for pattern in patterns:
+            bulk = True
             if paths.is_glob(pattern):
                 hits = paths.match_names([pattern], direct)[pattern]
                 for path in paths.match_names([pattern], module_paths)[pattern]:
                     hits += [name for name in params if paths.under(name, path) and name != path]
             elif pattern in canonical:
                 hits = [pattern] if pattern in direct else []
+                bulk = False
                 if not hits:
                     raise EditError(f"{field}: '{pattern}' is a buffer; only parameters apply")
             elif self.model is not None:
-                hits = self._tensor_or_module_hits(pattern, field, params)
+                hits, bulk = self._tensor_or_module_hits(pattern, field, params)
             else:
                 hits = []
             if not hits and not allow_empty:
                 raise EditError(f"{field}: '{pattern}' matches no tensor or module")
+            if bulk and bulk_floating_only and hits:
+                hits = [name for name in hits if self.tensor_meta(name)[1].is_floating_point]
+                if not hits and not allow_empty:
+                    raise EditError(f"{field}: '{pattern}' matches no floating-point tensor "
+                                    "(name integer or bool tensors one by one to change them)")
             selected.update(canonical[name] for name in hits)
         order = {name: position for position, name in enumerate(canonical)}
         return sorted(selected, key=order.__getitem__)
 
-    def _tensor_or_module_hits(self, pattern: str, field: str, params: list[str]) -> list[str]:
+    def _tensor_or_module_hits(self, pattern: str, field: str,
+                               params: list[str]) -> tuple[list[str], bool]:
+        """(hits, whether they are a bulk selection) for a pattern that is no literal name."""
         # Not a literal name: it may be a tensor named with index notation
         # (`classifier[-1].weight`) or a module whose parameters are meant.
         try:
-            return [self.entry(pattern, field).name]
+            return [self.entry(pattern, field).name], False
         except EditError:
             pass
         path, _ = self.module(pattern, field)
         hits = [name for name in params if paths.under(name, path)]
         if not hits:
             raise EditError(f"{field}: module '{path}' has no parameters")
-        return hits
+        return hits, True
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Current tensors by name (the model's state_dict, or every checkpoint tensor)."""

@@ -104,7 +104,8 @@ class Init(Edit):
     def _select(self, session: Session) -> list[str]:
         params = self.get_names("param")
         if "targets" in self.spec:
-            names = session.select_tensors(self.get_names("targets") or [], "init.targets")
+            names = session.select_tensors(self.get_names("targets") or [], "init.targets",
+                                           bulk_floating_only=True)
         else:
             names = _by_types(session, self.get_names("types") or [])
         if params is not None:

@@ -202,7 +202,13 @@ def _float_check(op: str, name: str, dtype: torch.dtype) -> None:
 
 @register
 class Cast(Edit):
-    """Change the dtype of tensors (names or globs), e.g. to float16 or bfloat16."""
+    """Change the dtype of tensors (names or globs), e.g. to float16 or bfloat16.
+
+    As `model.half()` and `model.to(dtype)` do, a glob or a module name changes the
+    floating-point tensors it selects and leaves integer and bool ones (`position_ids`,
+    `num_batches_tracked`, masks) as they are; a tensor named itself is cast whatever
+    its dtype.
+    """
 
     op = "cast"
     fields = {"targets": True, "dtype": True}
@@ -221,7 +227,8 @@ class Cast(Edit):
         return f"Cast {names_text(self.spec['targets'])} to {self.spec['dtype']}"
 
     def perform(self, session: Session, tx: Transaction) -> Any:
-        names = session.select_tensors(self.get_names("targets") or [], "cast.targets")
+        names = session.select_tensors(self.get_names("targets") or [], "cast.targets",
+                                       bulk_floating_only=True)
         changing = [name for name in names if session.tensor_meta(name)[1] != self.dtype]
         if session.model is not None:
             for name in changing:

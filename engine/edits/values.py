@@ -129,7 +129,10 @@ class _ScalarOp(Edit):
         self.get_number("value")
 
     def perform(self, session: Session, tx: Transaction) -> Any:
-        names = session.select_tensors(self.get_names("targets") or [], f"{self.op}.targets")
+        # A glob or module selects its floating-point tensors, as a loop over a model's
+        # parameters would; an integer tensor named itself is refused below.
+        names = session.select_tensors(self.get_names("targets") or [], f"{self.op}.targets",
+                                       bulk_floating_only=True)
         for name in names:
             _shape, dtype = session.tensor_meta(name)
             require_float(self.op, "targets", name, dtype)

@@ -5,6 +5,9 @@ With a seed, a random initializer gives exactly what
 gives on each selected tensor in `named_parameters()` order, one generator for the
 whole edit. Without one, a seed is drawn and recorded, so replaying the recipe
 reproduces the same bits.
+
+The `rules` form (several per-type rules, one generator, `model.apply` order) does what
+`torch.manual_seed(seed); model.apply(weight_init)` does; see `engine.edits.init_rules`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import EditError
+from . import init_rules
 from .base import Edit, draw_seed, names_text, register
 from .common import record_values
 
@@ -66,37 +70,39 @@ class Init(Edit):
     """Re-initialize tensors selected by name, glob or module type."""
 
     op = "init"
-    fields = {"targets": False, "types": False, "param": False, "method": True, "args": False,
-              "seed": False}
+    fields = {"targets": False, "types": False, "param": False, "method": False, "args": False,
+              "seed": False, "rules": False, "target": False}
 
     def parse(self) -> None:
+        self.rules: list[init_rules.Rule] | None = None
+        if "rules" in self.spec:
+            others = [key for key in ("targets", "types", "param", "method", "args")
+                      if key in self.spec]
+            if others:
+                raise EditError(f"init.{others[0]}: with 'rules', each rule has its own "
+                                "types, param, method and args")
+            self.rules = init_rules.parse_rules(self.spec["rules"], check_method)
+            self.get_str("target")
+            self.get_seed()
+            return
+        if "target" in self.spec:
+            raise EditError("init.target: only with 'rules' (a module whose apply() runs "
+                            "them); select tensors with 'targets'")
+        if "method" not in self.spec:
+            raise EditError("init.method: required field is missing")
         method = self.get_str("method")
-        if method not in METHODS:
-            raise EditError(f"init.method: unknown initializer '{method}' "
-                            f"(known: {', '.join(METHODS)})")
         if ("targets" in self.spec) == ("types" in self.spec):
-            raise EditError("init: give exactly one of 'targets' or 'types'")
+            raise EditError("init: give exactly one of 'targets' or 'types' (or 'rules')")
         self.get_names("targets")
         self.get_names("types")
         self.get_names("param")
-        args = self.spec.get("args", {})
-        if not isinstance(args, dict):
-            raise EditError("init.args: expected an object of keyword arguments")
-        if method == "reset" and args:
-            raise EditError("init.args: 'reset' takes no arguments")
-        accepted = initializer_parameters(method)
-        for key, value in args.items():
-            if key not in accepted:
-                raise EditError(f"init.args.{key}: '{method}' takes "
-                                f"{', '.join(accepted) or 'no arguments'}")
-            if not isinstance(value, int | float | str | bool):
-                raise EditError(f"init.args.{key}: expected a number or text")
-        for key, parameter in accepted.items():
-            if parameter.default is inspect.Parameter.empty and key not in args:
-                raise EditError(f"init.args.{key}: required by '{method}'")
+        check_method(method, self.spec.get("args", {}), "init")
         self.get_seed()
 
     def describe(self) -> str:
+        if self.rules is not None:
+            types = [name for rule in self.rules for name in rule.types]
+            return f"Init by type ({names_text(list(dict.fromkeys(types)))})"
         where = names_text(self.spec.get("targets") or self.spec.get("types"))
         return f"Init {where} ({self.spec['method']})"
 
@@ -116,21 +122,15 @@ class Init(Edit):
 
     # -------------------------------------------------------------- run
     def perform(self, session: Session, tx: Transaction) -> Any:
+        if self.rules is not None:
+            return self._run_rules(session, tx)
         method = self.spec["method"]
         if method == "reset":
             return self._reset(session, tx)
         names = self._select(session)
-        _, low, high = INITIALIZERS[method]
         for name in names:
             shape, dtype = session.tensor_meta(name)
-            if len(shape) < low or (high is not None and len(shape) > high):
-                dims = f"{low}" if high == low else f"{low} to {high}" if high else f"{low} or more"
-                hint = " (select weights with param: weight)" if len(shape) < low else ""
-                raise EditError(f"init.method: '{method}' needs a tensor with {dims} dims; "
-                                f"'{name}' has {len(shape)}{hint}")
-            if not dtype.is_floating_point:
-                raise EditError(f"init.targets: '{name}' is {str(dtype).removeprefix('torch.')}; "
-                                "initializers need floating-point tensors")
+            check_tensor(method, name, shape, dtype, "init")
         generator = None
         if is_random(method):
             if "seed" not in self.spec:
@@ -144,6 +144,22 @@ class Init(Edit):
             if method == "sparse":
                 torch.manual_seed(self.spec["seed"])
             self._run(session, tx, names, function, args, generator)
+        self.resolved["names"] = names
+        return names
+
+    def _run_rules(self, session: Session, tx: Transaction) -> list[str]:
+        session.check_model("init.rules")
+        assert self.rules is not None
+        _, root = session.module(self.spec.get("target") or "", "init.target")
+        if "seed" not in self.spec:
+            self.spec["seed"] = draw_seed()
+        rules = self.rules
+
+        def check(name: str, tensor: torch.Tensor, index: int) -> None:
+            check_tensor(rules[index].method, name, tuple(tensor.shape), tensor.dtype,
+                         f"init.rules[{index}]")
+
+        names = init_rules.run(session, tx, rules, self.spec["seed"], root, check, initializer)
         self.resolved["names"] = names
         return names
 
@@ -190,6 +206,42 @@ class Init(Edit):
                                     f"'{path}' replaced its tensors instead of filling them")
         self.resolved["modules"] = [path for path, _ in modules]
         return self.resolved["modules"]
+
+
+def check_method(method: Any, args: Any, where: str) -> None:
+    """Check an initializer's name and keyword arguments; `where` prefixes the field."""
+    if method not in METHODS:
+        raise EditError(f"{where}.method: unknown initializer '{method}' "
+                        f"(known: {', '.join(METHODS)})")
+    if not isinstance(args, dict):
+        raise EditError(f"{where}.args: expected an object of keyword arguments")
+    if method == "reset" and args:
+        raise EditError(f"{where}.args: 'reset' takes no arguments")
+    accepted = initializer_parameters(method)
+    for key, value in args.items():
+        if key not in accepted:
+            raise EditError(f"{where}.args.{key}: '{method}' takes "
+                            f"{', '.join(accepted) or 'no arguments'}")
+        if not isinstance(value, int | float | str | bool):
+            raise EditError(f"{where}.args.{key}: expected a number or text")
+    for key, parameter in accepted.items():
+        if parameter.default is inspect.Parameter.empty and key not in args:
+            raise EditError(f"{where}.args.{key}: required by '{method}'")
+
+
+def check_tensor(method: str, name: str, shape: tuple[int, ...], dtype: torch.dtype,
+                 where: str) -> None:
+    """Refuse a tensor the initializer cannot fill (dims, dtype), naming it."""
+    _, low, high = INITIALIZERS[method]
+    if len(shape) < low or (high is not None and len(shape) > high):
+        dims = f"{low}" if high == low else f"{low} to {high}" if high else f"{low} or more"
+        hint = " (select weights with param: weight)" if len(shape) < low else ""
+        raise EditError(f"{where}.method: '{method}' needs a tensor with {dims} dims; "
+                        f"'{name}' has {len(shape)}{hint}")
+    if not dtype.is_floating_point:
+        field = "targets" if where == "init" else "param"
+        raise EditError(f"{where}.{field}: '{name}' is {str(dtype).removeprefix('torch.')}; "
+                        "initializers need floating-point tensors")
 
 
 def _by_types(session: Session, types: list[str]) -> list[str]:

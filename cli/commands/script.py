@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
+from engine.errors import EditError
 from engine.io.atomic import atomic_write_bytes
 from engine.recipe import read_recipe, replay
 from engine.script_export import export_script
+from engine.training.config import OPTIMIZERS
 
 from ..documents import add_document_arguments, open_document
+from .train import as_option_error, parse_multipliers
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -19,7 +23,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--input", metavar="PATH", help="starting checkpoint (with --arch)")
     add_document_arguments(parser)
     parser.add_argument("--output", required=True, metavar="FILE.py", help="script to write")
+    optimizer = parser.add_argument_group(
+        "optimizer", "with any of these, the script gets make_optimizer(model): the test "
+        "training's optimizer, one parameter group per learning-rate multiplier")
+    optimizer.add_argument("--optimizer", choices=OPTIMIZERS, help="default adam")
+    optimizer.add_argument("--lr", type=float, metavar="X", help="base learning rate "
+                           "(default 1e-3)")
+    optimizer.add_argument("--lr-mult", action="append", default=[], metavar="NAME=X",
+                           help="learning-rate multiplier of a module or tensor (globs "
+                           "allowed), e.g. --lr-mult fc=10; repeatable, later ones win")
+    optimizer.add_argument("--momentum", type=float, metavar="X", help="SGD momentum")
+    optimizer.add_argument("--weight-decay", type=float, metavar="X")
     return parser
+
+
+def training_settings(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The optimizer settings given on the command line, or None when none were."""
+    values: dict[str, Any] = {}
+    for key in ("optimizer", "lr", "momentum", "weight_decay"):
+        if getattr(args, key, None) is not None:
+            values[key] = getattr(args, key)
+    if args.lr_mult:
+        values["lr_multipliers"] = parse_multipliers(args.lr_mult)
+    return values or None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
     session = open_document(args, path=args.input)
     replay(session, edits)
     title = f"Edits of {Path(args.recipe).name}"
-    atomic_write_bytes(args.output, export_script(session, title=title).encode("utf-8"))
+    try:
+        text = export_script(session, title=title, training=training_settings(args))
+    except EditError as error:
+        raise as_option_error(error) from None
+    atomic_write_bytes(args.output, text.encode("utf-8"))
     print(f"wrote {args.output} ({len(edits)} edit(s))")
     return 0

@@ -94,14 +94,18 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     try:
         return TrainConfig.from_dict(values, prefix="train")
     except EditError as error:
-        # "train.batch_size: ..." reads better on the command line as "--batch-size: ...".
-        text = str(error)
-        if text.startswith("train."):
-            field, _, problem = text[len("train."):].partition(": ")
-            option = "--" + field.split(".")[0].replace("_", "-")
-            option = {"--lr-multipliers": "--lr-mult"}.get(option, option)
-            raise EditError(f"{option}: {problem}") from None
-        raise
+        raise as_option_error(error) from None
+
+
+def as_option_error(error: EditError) -> EditError:
+    """"train.batch_size: ..." as it reads on the command line: "--batch-size: ..."."""
+    text = str(error)
+    if not text.startswith("train."):
+        return error
+    field, _, problem = text[len("train."):].partition(": ")
+    option = "--" + field.split(".")[0].replace("_", "-")
+    option = {"--lr-multipliers": "--lr-mult"}.get(option, option)
+    return EditError(f"{option}: {problem}")
 
 
 def parse_multipliers(items: list[str]) -> dict[str, float]:

@@ -159,8 +159,11 @@ class Init(Edit):
             check_tensor(rules[index].method, name, tuple(tensor.shape), tensor.dtype,
                          f"init.rules[{index}]")
 
-        names = init_rules.run(session, tx, rules, self.spec["seed"], root, check, initializer)
+        names, skipped = init_rules.run(session, tx, rules, self.spec["seed"], root, check,
+                                        initializer)
         self.resolved["names"] = names
+        self.resolved["skipped_none"] = skipped
+        self.resolved["target"] = session.module(self.spec.get("target") or "")[0]
         return names
 
     def _run(self, session: Session, tx: Transaction, names: list[str], function: Any,

@@ -119,8 +119,9 @@ class Step:
     param: str | None
 
 
-def plan(model: nn.Module, rules: list[Rule]) -> list[Step]:
-    """Every initializer call the rules make, in the order `model.apply` makes them.
+def plan(model: nn.Module, rules: list[Rule]) -> tuple[list[Step], set[tuple[int, str]]]:
+    """Every initializer call the rules make, in the order `model.apply` makes them, and
+    the (rule, param) pairs skipped somewhere because the parameter is None.
 
     Raises
     ------
@@ -130,6 +131,7 @@ def plan(model: nn.Module, rules: list[Rule]) -> list[Step]:
     for path, module in model.named_modules(remove_duplicate=False):
         paths.setdefault(id(module), path)
     steps: list[Step] = []
+    skipped: set[tuple[int, str]] = set()
     used = [False] * len(rules)
 
     def visit(module: nn.Module) -> None:
@@ -150,23 +152,30 @@ def plan(model: nn.Module, rules: list[Rule]) -> list[Step]:
                                     f"'{path or '(root)'}' has no tensor '{param}'")
                 if getattr(module, param) is not None:
                     steps.append(Step(path, module, index, param))
+                else:
+                    skipped.add((index, param))
 
     model.apply(visit)
     for index, found in enumerate(used):
         if not found:
             raise EditError(f"init.rules[{index}].types: the model has no module that is a "
                             f"{' or '.join(rules[index].types)}")
-    return steps
+    return steps, skipped
 
 
 def run(session: Session, tx: Transaction, rules: list[Rule], seed: int,
-        root: nn.Module, check_tensor: Any, initializer: Any) -> list[str]:
-    """Record, then initialize everything the rules select; return the tensor names.
+        root: nn.Module, check_tensor: Any, initializer: Any) -> tuple[list[str], list[list]]:
+    """Record, then initialize everything the rules select.
 
     `check_tensor(name, tensor, rule_index)` validates one tensor (dims, dtype) before
     anything changes; `initializer(method)` is the `torch.nn.init` function.
+
+    Returns
+    -------
+    The tensor names changed, and the [rule, param] pairs skipped where the parameter
+    is None (the exported script guards those with `if m.<param> is not None`).
     """
-    steps = plan(root, rules)
+    steps, skipped = plan(root, rules)
     prefix = _root_path(session, root)
     recorded: dict[int, str] = {}
     devices: set[int] = set()
@@ -188,7 +197,13 @@ def run(session: Session, tx: Transaction, rules: list[Rule], seed: int,
         for step in steps:
             rule = rules[step.rule]
             if step.param is None:
+                before = _own_tensors(step.module)
                 step.module.reset_parameters()
+                if any(_own_tensors(step.module).get(leaf) is not tensor
+                       for leaf, tensor in before.items()):
+                    raise EditError(f"init.rules[{step.rule}].method: "
+                                    f"{type(step.module).__name__}.reset_parameters at "
+                                    f"'{step.path}' replaced its tensors instead of filling them")
                 continue
             tensor = getattr(step.module, step.param)
             function = initializer(rule.method)
@@ -198,7 +213,13 @@ def run(session: Session, tx: Transaction, rules: list[Rule], seed: int,
                 staged = torch.empty(tensor.shape, dtype=tensor.dtype)
                 function(staged, **rule.args)
                 tensor.copy_(staged)
-    return list(dict.fromkeys(recorded.values()))
+    return list(dict.fromkeys(recorded.values())), sorted([list(pair) for pair in skipped])
+
+
+def _own_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
+    tensors = {leaf: t for leaf, t in module._parameters.items() if t is not None}
+    tensors.update({leaf: t for leaf, t in module._buffers.items() if t is not None})
+    return tensors
 
 
 def _step_tensors(step: Step) -> list[tuple[str, torch.Tensor]]:

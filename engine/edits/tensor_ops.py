@@ -239,6 +239,7 @@ class Cast(Edit):
             with torch.no_grad():
                 new = tensor.detach().to(self.dtype)
             tx.add(DataChange(tensor, new, tuple(session.aliases(name))))
+        self.resolved["names"] = changing
         return changing
 
 

@@ -216,13 +216,20 @@ class FileActions(QObject):
 
     def open_path(self, path: str, arch: str | None = None,
                   arch_args: dict[str, Any] | None = None, confirmed: bool = False) -> None:
-        """Open a file or folder: ask for trust and a nested state dict when needed."""
+        """Open a file or folder: ask for trust and a nested state dict when needed.
+
+        A Hugging Face model folder (or its weights file) is offered in model mode at
+        once, with the architecture its config.json names.
+        """
         if not confirmed and not self.confirm_discard(
                 lambda: self.open_path(path, arch, arch_args, True)):
             return
         if self._busy():
             return
         path = str(Path(path).expanduser())
+        options: dict[str, Any] = {}
+        if arch is None:
+            path, arch, options = self._offer_hf_model(path)
 
         def probed(result: dict[str, Any], trust: bool = False) -> None:
             if result["needs_trust"]:
@@ -245,14 +252,57 @@ class FileActions(QObject):
                 if not base.run_dialog(picker):
                     return
                 choice = picker.choice()
-            options = {"choice": choice} if choice is not None else {}
+            request_options = dict(options)
+            if choice is not None:
+                request_options["choice"] = choice
             request = {"kind": "file", "path": path, "arch": arch, "arch_args": arch_args,
-                       "trust": trust, "options": options}
+                       "trust": trust, "options": request_options}
             self.open_request(request, confirmed=True)
 
         self.window.tasks.run(probe_file, path, name="inspect",
                               text=f"Reading {Path(path).name}…", on_success=probed,
                               on_failure=self.window.show_error)
+
+    def _offer_hf_model(self, path: str) -> tuple[str, str | None, dict[str, Any]]:
+        """Ask whether a Hugging Face model folder opens as its model (one step).
+
+        Returns the path to open, the architecture (`hf` or None) and open options.
+        The model is opened with strict off: what transformers' `from_pretrained` ignores
+        is ignored, and anything else that does not fit is shown after opening.
+        """
+        from engine.io.hf_folder import HF_SPEC, model_folder
+
+        found = model_folder(path)
+        if found is None or not found["transformers"]:
+            return path, None, {}
+        what = found["architecture"] or f"{found['model_type']} model (AutoModel)"
+        name = Path(found["folder"]).name
+        if not base.ask(self.window, "Open Hugging Face Model",
+                        f"{name} is a Hugging Face model: its config.json describes a {what}. "
+                        f"Open it as that model (model mode: modules, module edits, test "
+                        f"training), or its tensors only (checkpoint mode)?",
+                        f"Open as {found['architecture'] or 'Model'}", "Tensors Only"):
+            return path, None, {}
+        return found["folder"], HF_SPEC, {"strict": False}
+
+    def _report_load(self, session: Any) -> None:
+        """After opening with an architecture: say what was ignored, and show what did not
+        fit (strict was off) so that nothing is left out silently."""
+        from engine.io.fill import report_notes, report_problems
+
+        load_report = session.source.get("load_report")
+        if not load_report:
+            return
+        problems = report_problems(load_report)
+        notes = report_notes(load_report)
+        if problems:
+            base.show_info(self.window, "Opened with differences",
+                           "Opened in model mode; some tensors did not fit the architecture "
+                           "(missing ones keep their initial values):\n"
+                           + "\n".join(f"• {problem}" for problem in problems),
+                           "\n".join(notes))
+        elif notes:
+            self.window.statusBar().showMessage("; ".join(notes), 10000)
 
     def open_request(self, request: dict[str, Any], confirmed: bool = False) -> None:
         """Open the document `request` describes, in the background."""
@@ -270,6 +320,7 @@ class FileActions(QObject):
                 self.window.settings.add_recent_file(path)
                 self.window.settings.set_last_folder("open", path)
             self.window.statusBar().showMessage(f"Opened {describe_request(request)}", 5000)
+            self._report_load(session)
 
         self.window.tasks.run(open_and_index, request, name="open",
                               text=f"Opening {describe_request(request)}…", on_success=opened,
@@ -445,7 +496,7 @@ class FileActions(QObject):
         if session is None:
             return
         try:
-            text = export_script(session)
+            text = export_script(session, training=self._training_settings())
         except EditError as error:
             self.window.show_error(str(error))
             return
@@ -460,6 +511,17 @@ class FileActions(QObject):
             self.window.show_error(f"{path}: could not be written ({error})")
             return
         self.window.statusBar().showMessage(f"Wrote {Path(path).name}", 5000)
+
+    def _training_settings(self) -> dict[str, Any] | None:
+        """The training panel's settings (its optimizer and per-group learning rates go
+        into the script's make_optimizer), or None when the panel cannot say them."""
+        panel = getattr(self.window, "training", None)
+        if panel is None:
+            return None
+        try:
+            return panel.config()
+        except WeightsmithError:
+            return None
 
     def compare_with_file(self) -> None:
         """Compare the document with a checkpoint file and show the differences."""

@@ -156,10 +156,17 @@ def plan(model: nn.Module, rules: list[Rule]) -> tuple[list[Step], set[tuple[int
                     skipped.add((index, param))
 
     model.apply(visit)
-    for index, found in enumerate(used):
-        if not found:
-            raise EditError(f"init.rules[{index}].types: the model has no module that is a "
-                            f"{' or '.join(rules[index].types)}")
+    # A rule for a type the model lacks is fine (a generic weight_init has branches that
+    # never run); a type that names no class at all is a typo, and is refused.
+    known = {base.__name__ for module in model.modules() for base in type(module).__mro__}
+    for index, rule in enumerate(rules):
+        for name in rule.types:
+            cls = getattr(nn, name, None)
+            if not (isinstance(cls, type) and issubclass(cls, nn.Module)) and name not in known:
+                raise EditError(f"init.rules[{index}].types: '{name}' is no torch.nn module "
+                                "class and no class of the model's modules")
+    if not any(used):
+        raise EditError("init.rules: no module of the model is of a type the rules name")
     return steps, skipped
 
 

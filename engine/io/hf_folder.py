@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import nn
 
-from ..errors import ArchError
+from ..errors import ArchError, WeightsmithError
 
 #: file endings of weights, never copied as "other files" (they would be stale)
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack",
@@ -30,6 +30,55 @@ def other_files(folder: Path) -> list[str]:
                 and not path.name.startswith("."):
             names.append(path.name)
     return names
+
+
+#: config.json larger than this is not read to offer an architecture (real ones are a few KB)
+MAX_CONFIG_BYTES = 4 * 2**20
+
+
+def model_folder(path: str | Path) -> dict[str, Any] | None:
+    """What `path` is as a Hugging Face model, to offer opening it in model mode at once.
+
+    `path` is a folder with a config.json, or the weights file such a folder opens
+    with. Reads config.json only (never builds anything, never imports transformers).
+
+    Returns
+    -------
+    `{"folder": str, "architecture": "BertModel" or None, "model_type": "bert" or None,
+    "transformers": whether transformers is installed}`, or None when `path` is no
+    Hugging Face model (no config.json, or one without `architectures`/`model_type`).
+    """
+    import importlib.util
+
+    path = Path(path).expanduser()
+    folder = path if path.is_dir() else path.parent
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        return None
+    if not path.is_dir():
+        from . import formats
+
+        try:
+            if formats.detect(folder).path.resolve() != path.resolve():
+                return None  # another file of the folder: it is not the model's weights
+        except WeightsmithError:
+            return None
+    try:
+        if config_path.stat().st_size > MAX_CONFIG_BYTES:
+            return None
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    names = config.get("architectures")
+    architecture = names[0] if isinstance(names, list) and names and isinstance(names[0], str) \
+        else None
+    model_type = config.get("model_type") if isinstance(config.get("model_type"), str) else None
+    if architecture is None and model_type is None:
+        return None
+    return {"folder": str(folder), "architecture": architecture, "model_type": model_type,
+            "transformers": importlib.util.find_spec("transformers") is not None}
 
 
 def is_hf_spec(spec: str | None) -> bool:

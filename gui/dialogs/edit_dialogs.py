@@ -274,8 +274,16 @@ class AttachDialog(FormDialog):
                          intro="Build a model and put the checkpoint's tensors into it "
                                "(the document switches to model mode; Undo switches back).")
         prefix = session.source.get("prefix") or ""
+        # A Hugging Face folder's architecture is known from its config.json: offered.
+        from engine.io.hf_folder import HF_SPEC, model_folder
+
+        folder = session.source.get("folder")
+        found = model_folder(folder) if folder else None
         self.add_field(Field("arch", "Architecture", line_edit(
-            "", "torchvision:resnet18, path/to/model.py:Net or hf")))
+            HF_SPEC if found is not None else "",
+            "torchvision:resnet18, path/to/model.py:Net or hf",
+            f"hf: the {found['architecture'] or found['model_type']} of {folder}/config.json"
+            if found is not None else "")))
         self.add_field(Field("arch_args", "Arguments", line_edit(
             "", 'JSON, e.g. {"num_classes": 10}'), parse_arch_args, optional=True))
         self.add_field(Field("strip_prefix", "Strip prefix", line_edit(prefix, "e.g. module."),

@@ -5,17 +5,31 @@ std; `constant` asks for val. The target is the selection (one tensor, or every
 parameter below the selected modules), or every module of a type; an optional
 name filter keeps only tensors called e.g. `weight`. A seed makes the result
 reproducible; without one the engine draws and records one.
+
+"Per-type rules" edits the `rules` form instead (a table, see `rule_table`): what
+`torch.manual_seed(seed); model.apply(weight_init)` does, applied to the selected
+module (or the whole model).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtWidgets import QButtonGroup, QFormLayout, QGroupBox, QRadioButton, QWidget
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.edits.init import METHODS, initializer_parameters, is_random
+from engine.errors import WeightsmithError
 
 from .fields import Field, FormDialog, combo, integer, line_edit, names_list, signature_fields
+from .rule_table import RuleTable
 
 if TYPE_CHECKING:
     from engine.session import Session
@@ -47,9 +61,13 @@ class InitDialog(FormDialog):
         target_form = QFormLayout(target_box)
         self.selection_radio = QRadioButton(self._selection_text(), target_box)
         self.types_radio = QRadioButton("Every module of type", target_box)
+        self.rules_radio = QRadioButton("Per-type rules, as model.apply(weight_init)", target_box)
+        self.rules_radio.setToolTip("Several rules (one per type and parameter) drawing from "
+                                    "one generator in model.apply order: the same values as "
+                                    "torch.manual_seed(seed); model.apply(weight_init)")
         self.target_group = QButtonGroup(self)
-        self.target_group.addButton(self.selection_radio)
-        self.target_group.addButton(self.types_radio)
+        for radio in (self.selection_radio, self.types_radio, self.rules_radio):
+            self.target_group.addButton(radio)
         self.selection_radio.setChecked(True)
         target_form.addRow(self.selection_radio)
         types = module_types(session)
@@ -63,7 +81,23 @@ class InitDialog(FormDialog):
                                            "Keep only tensors whose last name part is one of "
                                            "these"), names_list, optional=True)
         target_form.addRow(f"{self.param_field.label}:", self.param_field.widget)
+        target_form.addRow(self.rules_radio)
+        self.rules_radio.setEnabled(session.model is not None)
         self.layout_.addWidget(target_box)
+
+        self.rules_box = QGroupBox("Rules", self)
+        rules_layout = QVBoxLayout(self.rules_box)
+        self.rules_root = self._rules_root()
+        intro = QLabel(f"Every module below {self.rules_root or 'the model'} gets, in "
+                       "model.apply order (children first), every rule whose types it is an "
+                       "instance of, in this order.", self.rules_box)
+        intro.setWordWrap(True)
+        rules_layout.addWidget(intro)
+        self.rule_table = RuleTable(types, self.rules_box)
+        rules_layout.addWidget(self.rule_table)
+        self.layout_.addWidget(self.rules_box)
+        self.rules_box.setVisible(False)
+        self.rules_radio.toggled.connect(self._on_rules_toggled)
 
         self.method_field = Field("method", "Method", combo(list(METHODS), "kaiming_normal"))
         self.form.addRow("Method:", self.method_field.widget)
@@ -86,6 +120,26 @@ class InitDialog(FormDialog):
         self.finish_layout()
         self.resize(420, self.sizeHint().height())
 
+    def _rules_root(self) -> str:
+        """The module the rules run under: the one selected module, else the whole model."""
+        if len(self.targets) == 1 and self.targets[0] and self.session.model is not None:
+            try:
+                return self.session.module(self.targets[0])[0]
+            except WeightsmithError:
+                return ""
+        return ""
+
+    def _on_rules_toggled(self, on: bool) -> None:
+        self.rules_box.setVisible(on)
+        self.method_field.widget.setEnabled(not on)
+        self.param_field.widget.setEnabled(not on)
+        if on:
+            self.args_box.setVisible(False)
+            self.seed_box.setEnabled(True)
+        else:
+            self._on_method_changed(self.method_field.text())
+        self.resize(max(self.width(), 560 if on else 420), self.sizeHint().height())
+
     def _selection_text(self) -> str:
         if self.targets == [""]:
             return "The whole model"
@@ -94,6 +148,8 @@ class InitDialog(FormDialog):
         return f"Selection: {shown}"
 
     def _on_method_changed(self, method: str) -> None:
+        if self.rules_radio.isChecked():
+            return
         while self.args_form.rowCount():
             self.args_form.removeRow(0)
         self.arg_fields = signature_fields(initializer_parameters(method)) if method in METHODS \
@@ -114,14 +170,34 @@ class InitDialog(FormDialog):
         self.types_radio.setChecked(True)
         self.types_combo.setCurrentText(type_name)
 
+    def use_rules(self, rules: list[dict[str, Any]] | None = None) -> None:
+        """Switch to per-type rules (showing `rules`, if given)."""
+        self.rules_radio.setChecked(True)
+        if rules is not None:
+            self.rule_table.set_rules(rules)
+
+    def field_for(self, message: str) -> Field | None:
+        # A rule's problem (`init.rules[2].method: ...`) belongs to the table, which says
+        # it under the form; it is no problem of the single-method fields.
+        if message.startswith("init.rules") or message.startswith("Rule"):
+            return None
+        return super().field_for(message)
+
     # ------------------------------------------------------------------ result
     def check(self) -> None:
         self.spec()
 
     def spec(self) -> dict[str, Any]:
         """The `init` edit; raises ValueError naming a bad field."""
+        if self.rules_radio.isChecked():
+            spec: dict[str, Any] = {"op": "init", "rules": self.rule_table.rules()}
+            if self.rules_root:
+                spec["target"] = self.rules_root
+            if self.seed_field.is_given():
+                spec["seed"] = self.seed_field.value()
+            return spec
         method = self.method_field.value()
-        spec: dict[str, Any] = {"op": "init", "method": method}
+        spec = {"op": "init", "method": method}
         if self.types_radio.isChecked():
             type_name = self.types_combo.currentText()
             if not type_name:

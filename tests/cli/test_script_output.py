@@ -64,27 +64,28 @@ def resnet_case(tmp_path):
     return weights, recipe
 
 
-@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
-def test_script_output_equals_apply_output(tmp_path, capsys, resnet_case, suffix):
+def test_script_output_equals_apply_output(tmp_path, capsys, resnet_case):
     weights, recipe = resnet_case
     arch = ["--arch", "torchvision:resnet18", "--weights", weights]
-    run_cli(capsys, "apply", recipe, *arch, "--output", tmp_path / f"apply{suffix}")
     run_cli(capsys, "script", recipe, *arch, "--output", tmp_path / "edits.py")
     text = (tmp_path / "edits.py").read_text()
     assert "def weight_init(m: nn.Module) -> None:" in text
     assert "    torch.manual_seed(4)\n    model.apply(weight_init)" in text
-    run_script(tmp_path / "edits.py", weights, tmp_path / f"script{suffix}")
-    if suffix == ".safetensors":
-        # The real loaders: safetensors' load_file, then torchvision's strict load_state_dict.
-        ours, theirs = load_file(str(tmp_path / "script.safetensors")), \
-            load_file(str(tmp_path / "apply.safetensors"))
-    else:
-        ours = torch.load(tmp_path / "script.pt", weights_only=True)
-        theirs = torch.load(tmp_path / "apply.pt", weights_only=True)
-    assert_same_files(ours, theirs)
-    model = torchvision.models.resnet18(num_classes=7)
-    model.layer4.double()
-    model.load_state_dict(ours)
+    for suffix in (".safetensors", ".pt"):
+        run_cli(capsys, "apply", recipe, *arch, "--output", tmp_path / f"apply{suffix}")
+        run_script(tmp_path / "edits.py", weights, tmp_path / f"script{suffix}")
+        if suffix == ".safetensors":
+            # The real loaders: safetensors' load_file, then torchvision's strict
+            # load_state_dict.
+            ours = load_file(str(tmp_path / "script.safetensors"))
+            theirs = load_file(str(tmp_path / "apply.safetensors"))
+        else:
+            ours = torch.load(tmp_path / "script.pt", weights_only=True)
+            theirs = torch.load(tmp_path / "apply.pt", weights_only=True)
+        assert_same_files(ours, theirs)
+        model = torchvision.models.resnet18(num_classes=7)
+        model.layer4.double()
+        model.load_state_dict(ours)
 
 
 def test_script_safetensors_output_of_a_tied_model_loads_strictly(tmp_path):

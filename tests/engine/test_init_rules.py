@@ -82,8 +82,9 @@ def test_a_rule_target_runs_apply_on_a_submodule():
     expected = copy.deepcopy(model)
     torch.manual_seed(3)
     expected.features.apply(tutorial_weight_init)
+    # The Linear rules match nothing under `features`, as the code's Linear branch.
     Session(model).apply({"op": "init", "seed": 3, "target": "features",
-                          "rules": RESNET_RULES[:3]})
+                          "rules": RESNET_RULES})
     assert_bits_equal(model, expected)
 
 
@@ -129,7 +130,11 @@ def test_bad_rules_are_refused_when_built(rules, message):
 
 @pytest.mark.parametrize(("rules", "message"), [
     ([{"types": ["LSTM"], "param": "weight", "method": "zeros"}],
-     r"init\.rules\[0\]\.types: the model has no module that is a LSTM"),
+     r"init\.rules: no module of the model is of a type the rules name"),
+    ([{"types": ["Linear"], "param": "weight", "method": "zeros"},
+      {"types": ["Conv2D"], "param": "weight", "method": "zeros"}],
+     r"init\.rules\[1\]\.types: 'Conv2D' is no torch\.nn module class and no class of the "
+     r"model's modules"),
     ([{"types": ["BatchNorm2d"], "param": "weight", "method": "zeros"},
       {"types": ["Linear"], "param": "bias", "method": "kaiming_normal"}],
      r"init\.rules\[1\]\.method: 'kaiming_normal' needs a tensor with 2 or more dims; "

@@ -1,4 +1,8 @@
-"""The histogram of one tensor, with the previous histogram overlaid after an edit."""
+"""The histogram of one tensor, with the previous histogram overlaid after an edit.
+
+Both are drawn on the same bins (`engine.histograms.overlay`), and a line beside
+the plot says how many elements changed and the largest change.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +27,17 @@ class HistogramView(QWidget):
         self.note.setObjectName("histogramNote")
         self.note.setWordWrap(True)
         self.note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.changes = QLabel(self)
+        self.changes.setObjectName("histogramChanges")
+        self.changes.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        font = self.changes.font()
+        font.setBold(True)
+        self.changes.setFont(font)
+        # Its room is kept when hidden: the plot must not jump when an edit is made.
+        policy = self.changes.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.changes.setSizePolicy(policy)
+        self.changes.hide()
         self.plot = style.ThemedPlotWidget(self)
         plot_item = self.plot.getPlotItem()
         plot_item.setLabel("bottom", "value")
@@ -38,6 +53,7 @@ class HistogramView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.note)
+        layout.addWidget(self.changes)
         layout.addWidget(self.plot, 1)
         self._has_before = False
         self._apply_colors()
@@ -70,10 +86,16 @@ class HistogramView(QWidget):
             self._has_before = True
         self._update_legend()
 
+    def set_changes(self, text: str) -> None:
+        """Say what the last change did ('' hides the line)."""
+        self.changes.setText(text)
+        self.changes.setVisible(bool(text))
+
     def clear(self, note: str = "") -> None:
         """Show nothing but `note`."""
         self.after_item.setData([], [])
         self.set_before(None, None)
+        self.set_changes("")
         self.note.setText(note)
 
     def _update_legend(self) -> None:

@@ -15,7 +15,7 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QLabel, QProgressBar, QTabWidget, QVBoxLayout, QWidget
 
-from engine import stats
+from engine import histograms, stats
 from engine.errors import WeightsmithError
 from engine.listing import dtype_name
 from engine.paths import under
@@ -52,7 +52,7 @@ class PlotPanel(QWidget):
         sample of this many elements (the plot says so)
     background_limit : computations over more elements than this run off the GUI thread
     preview_side : the largest side of a heatmap preview
-    bins : bins of a float histogram
+    max_bins : the most bins of a histogram (the count comes from the data)
 
     Signals
     -------
@@ -70,17 +70,19 @@ class PlotPanel(QWidget):
     def __init__(self, parent: QWidget | None = None, *,
                  sample_limit: int = stats.HISTOGRAM_SAMPLE,
                  background_limit: int = BACKGROUND_LIMIT,
-                 preview_side: int = stats.PREVIEW_SIDE, bins: int = 100) -> None:
+                 preview_side: int = stats.PREVIEW_SIDE,
+                 max_bins: int = histograms.MAX_BINS) -> None:
         super().__init__(parent)
         self.sample_limit = sample_limit
         self.background_limit = background_limit
         self.preview_side = preview_side
-        self.bins = bins
+        self.max_bins = max_bins
         self._session: Session | None = None
         self._name: str | None = None
         self._tensor: torch.Tensor | None = None
-        self._histogram: stats.Histogram | None = None
-        self._before: stats.Histogram | None = None
+        #: what the histogram on screen counted, and the state before the last change
+        self._snapshot: histograms.Snapshot | None = None
+        self._before: histograms.Snapshot | None = None
         self._stale: set[str] = set()
         self._refresh_pending = False
         self._overview_drawn = False
@@ -136,6 +138,7 @@ class PlotPanel(QWidget):
         self.tabs.currentChanged.connect(self._on_tab_changed)
         self.heatmap_view.matrix_changed.connect(self._on_matrix_changed)
         self.heatmap_view.detail_wanted.connect(self._request_detail)
+        self.filter_view.page_changed.connect(self._on_filter_page_changed)
         self.overview_view.options_changed.connect(self._request_overview)
         self.overview_view.tensor_clicked.connect(self.tensor_requested)
         self._show_tabs_for(None)
@@ -176,7 +179,7 @@ class PlotPanel(QWidget):
         """Plot the tensor called `name` (None: nothing). Forgets any "before" histogram."""
         self._name = name
         self._before = None
-        self._histogram = None
+        self._snapshot = None
         self._drawn.clear()
         self._refresh_pending = False
         for kind in ("histogram-quick", "histogram", "heatmap", "detail", "filters"):
@@ -235,7 +238,7 @@ class PlotPanel(QWidget):
     def _schedule_refresh(self) -> None:
         if not self._refresh_pending:
             # What is on screen now is the tensor's previous state.
-            self._before = self._histogram
+            self._before = self._snapshot
             self._refresh_pending = True
         self._refresh_timer.start()
 
@@ -278,6 +281,7 @@ class PlotPanel(QWidget):
             self._before = None
         self._show_tabs_for(shape)
         self.heatmap_view.configure(shape)
+        self.filter_view.configure(shape)
         self._stale.update({"heatmap", "filters"})
         self._request_histogram()
         self._request_current()
@@ -324,24 +328,33 @@ class PlotPanel(QWidget):
     def _request_histogram(self) -> None:
         tensor = self._tensor
         assert tensor is not None
-        bins, limit = self.bins, self.sample_limit
+        cap, limit, before = self.max_bins, self.sample_limit, self._before
         # By the tensor's size, not the sample's: drawing a sample reads scattered
         # memory, and pages of a memory-mapped file.
         background = self._background(tensor.numel())
         self.jobs.cancel("histogram-quick")
+        integral = not tensor.dtype.is_floating_point and not tensor.is_complex()
         if background and min(tensor.numel(), limit) > QUICK_SAMPLE:
             # A first look from a small sample in runs of neighbours: on a file that
             # is not in memory yet, each element of a uniform sample may cost a disk
             # read, each run only one.
-            def quick(progress: Any = None) -> stats.Histogram:
-                return stats.histogram(tensor, bins=bins, sample_limit=QUICK_SAMPLE,
-                                       progress=progress, runs=True)
+            def quick(progress: Any = None) -> histograms.Histogram:
+                values = histograms.plot_values(stats.sample_runs(tensor.detach(), QUICK_SAMPLE))
+                samples = [values] if before is None else [before.sample, values]
+                edges = histograms.bin_edges(samples, integral, cap)
+                return histograms.Histogram(histograms.count_on(values, edges), edges, True)
 
             self.jobs.run("histogram-quick", quick, self._on_quick_histogram,
                           self._ignore_failure, background=True)
 
-        def compute(progress: Any = None) -> stats.Histogram:
-            return stats.histogram(tensor, bins=bins, sample_limit=limit, progress=progress)
+        def compute(progress: Any = None) -> tuple[histograms.Snapshot, histograms.Histogram,
+                                                   histograms.Overlay | None]:
+            snapshot = histograms.take_snapshot(tensor, limit, like=before, progress=progress)
+            if before is None:
+                return snapshot, histograms.histogram(snapshot, cap), None
+            compared = histograms.overlay(before, snapshot, cap)
+            shown = histograms.Histogram(compared.after, compared.edges, snapshot.sampled)
+            return snapshot, shown, compared
 
         self.jobs.run("histogram", compute, self._on_histogram,
                       self._failed("histogram", self.histogram_view), background=background)
@@ -349,26 +362,37 @@ class PlotPanel(QWidget):
     def _ignore_failure(self, _message: str) -> None:
         """The quick look failed: the full histogram, still to come, reports the error."""
 
-    def _on_quick_histogram(self, result: stats.Histogram) -> None:
+    def _on_quick_histogram(self, result: histograms.Histogram) -> None:
         if self.jobs.running("histogram"):  # the full histogram has not arrived yet
-            self._draw_histogram(result, QUICK_SAMPLE, quick=True)
+            before = None
+            if self._before is not None:
+                before = histograms.count_on(self._before.sample, result.edges)
+            self._draw_histogram(result, before, None, QUICK_SAMPLE, quick=True)
             self.plotted.emit("histogram-quick")
 
-    def _on_histogram(self, result: stats.Histogram) -> None:
-        self._histogram = result
-        self._draw_histogram(result, self.sample_limit)
+    def _on_histogram(self, result: tuple[histograms.Snapshot, histograms.Histogram,
+                                          histograms.Overlay | None]) -> None:
+        snapshot, shown, compared = result
+        self._snapshot = snapshot
+        self._draw_histogram(shown, None if compared is None else compared.before, compared,
+                             self.sample_limit)
         self.plotted.emit("histogram")
 
-    def _draw_histogram(self, result: stats.Histogram, limit: int, quick: bool = False) -> None:
+    def _draw_histogram(self, result: histograms.Histogram, before: torch.Tensor | None,
+                        compared: histograms.Overlay | None, limit: int,
+                        quick: bool = False) -> None:
         self.histogram_view.set_histogram(result.counts.numpy(), result.edges.numpy(),
                                           self._histogram_note(result, limit, quick))
-        before = self._before
         if before is None:
             self.histogram_view.set_before(None, None)
         else:
-            self.histogram_view.set_before(before.counts.numpy(), before.edges.numpy())
+            self.histogram_view.set_before(before.numpy(), result.edges.numpy())
+        assert self._tensor is not None
+        self.histogram_view.set_changes(
+            compared.summary(self._tensor.numel()) if compared is not None else
+            "Comparing with before the last change…" if before is not None else "")
 
-    def _histogram_note(self, result: stats.Histogram, limit: int, quick: bool) -> str:
+    def _histogram_note(self, result: histograms.Histogram, limit: int, quick: bool) -> str:
         assert self._tensor is not None
         numel = self._tensor.numel()
         counted = min(numel, limit)
@@ -383,8 +407,9 @@ class PlotPanel(QWidget):
         left_out = counted - int(result.counts.sum())
         if left_out:
             text += f"; {left_out:,} NaN or infinite left out"
+        text += f"; {len(result.counts)} bins"
         if self._before is not None:
-            text += "; dashed outline: before the last change"
+            text += "; dashed outline: before the last change, on the same bins"
         return text
 
     # heatmap
@@ -452,25 +477,32 @@ class PlotPanel(QWidget):
                       background=self._background((bottom - top) * (right - left)))
 
     # filters
+    def _on_filter_page_changed(self) -> None:
+        self._stale.add("filters")
+        self._request_current()
+
     def _request_filters(self) -> None:
         tensor = self._tensor
         assert tensor is not None
         self._stale.discard("filters")
         shape = tuple(tensor.shape)
+        rows, columns = self.filter_view.page()
+        page = tensor[rows, columns]  # a view: the grid reads only the kernels shown
+        page_shape = tuple(page.shape)
 
         def compute(progress: Any = None) -> tuple[torch.Tensor, stats.GridLayout]:
-            return stats.filter_grid(tensor), stats.filter_grid_layout(shape)
+            return stats.filter_grid(page), stats.filter_grid_layout(page_shape)
 
-        name = self._name
+        what = (self._name, rows.start, columns.start)
 
         def done(result: tuple[torch.Tensor, stats.GridLayout]) -> None:
             image, grid = result
             self.filter_view.set_grid(image.numpy(), grid, shape,
-                                      keep_view=self._drawn.get("filters") == name)
-            self._drawn["filters"] = name
+                                      keep_view=self._drawn.get("filters") == what)
+            self._drawn["filters"] = what
             self.plotted.emit("filters")
 
-        grid = stats.filter_grid_layout(shape)
+        grid = stats.filter_grid_layout(page_shape)
         shown = grid.filters * grid.channels * grid.kernel_height * grid.kernel_width
         self.jobs.run("filters", compute, done, self._failed("filter grid", self.filter_view),
                       background=self._background(shown))

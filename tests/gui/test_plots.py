@@ -54,6 +54,21 @@ def legend_labels(panel: PlotPanel) -> list[str]:
     return [label.text for _, label in panel.histogram_view.legend.items]
 
 
+def values_of(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().double().reshape(-1).numpy()
+
+
+def auto_bins(values: np.ndarray, span: tuple[float, float] | None = None) -> int:
+    """numpy's own 'auto' bin count (capped at 100): the oracle of the bin choice."""
+    if span is None:
+        return min(100, len(np.histogram_bin_edges(values, "auto")) - 1)
+    return min(100, len(np.histogram_bin_edges(values, "auto", range=span)) - 1)
+
+
+def assert_counts(counts: np.ndarray, values: np.ndarray, edges: np.ndarray) -> None:
+    np.testing.assert_array_equal(counts, np.histogram(values, edges)[0])
+
+
 # ---------------------------------------------------------------------- histogram
 def test_showing_a_tensor_draws_its_histogram(make_panel):
     session = Session(seeded(MLP))
@@ -61,11 +76,15 @@ def test_showing_a_tensor_draws_its_histogram(make_panel):
     panel.set_session(session)
     panel.show_tensor("fc1.weight")
     edges, counts = shown_histogram(panel)
-    expected = stats.histogram(session.tensor("fc1.weight"), bins=panel.bins)
-    np.testing.assert_array_equal(counts, expected.counts.numpy())
-    np.testing.assert_array_equal(edges, expected.edges.numpy())
+    values = values_of(session.tensor("fc1.weight"))
+    assert len(counts) == auto_bins(values) < 20  # 48 elements get few bins, not 100
+    assert edges[0] == values.min()
+    assert edges[-1] == values.max()
+    assert_counts(counts, values, edges)
     assert counts.sum() == 48
     assert panel.histogram_view.note.text().startswith("All 48 elements")
+    assert f"; {len(counts)} bins" in panel.histogram_view.note.text()
+    assert panel.histogram_view.changes.text() == ""
     assert "fc1.weight" in panel.title.text()
     assert "(8, 6)" in panel.title.text()
     assert shown_before(panel) is None
@@ -90,25 +109,34 @@ def test_an_edit_overlays_the_previous_histogram_and_undo_swaps_them(make_panel,
     panel = make_panel()
     panel.set_session(session)
     panel.show_tensor("fc1.weight")
-    original = shown_histogram(panel)
+    original = values_of(session.tensor("fc1.weight"))
 
     with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
         session.apply({"op": "scale", "targets": ["fc1.weight"], "value": 3.0})
     assert panel.histogram_view.has_overlay
+    edited = values_of(session.tensor("fc1.weight"))
     before = shown_before(panel)
     assert before is not None
-    np.testing.assert_array_equal(before[1], original[1])
-    edited = shown_histogram(panel)
-    expected = stats.histogram(session.tensor("fc1.weight"), bins=panel.bins)
-    np.testing.assert_array_equal(edited[0], expected.edges.numpy())
+    edges, counts = shown_histogram(panel)
+    # One set of bins over both ranges, each histogram counted on it.
+    np.testing.assert_array_equal(before[0], edges)
+    assert edges[0] == min(original.min(), edited.min())
+    assert edges[-1] == max(original.max(), edited.max())
+    assert len(counts) == auto_bins(edited, (edges[0], edges[-1]))
+    assert_counts(before[1], original, edges)
+    assert_counts(counts, edited, edges)
+    largest = np.abs(edited - original).max()
+    assert panel.histogram_view.changes.text() == \
+        f"Changed: 48 of 48 elements · largest change {largest:.6g}"
     assert legend_labels(panel) == ["before", "after"]
     assert panel.histogram_view.legend.isVisible()
     assert "before the last change" in panel.histogram_view.note.text()
 
     with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
         session.undo()
-    np.testing.assert_array_equal(shown_histogram(panel)[0], original[0])
-    np.testing.assert_array_equal(shown_before(panel)[0], edited[0])
+    edges, counts = shown_histogram(panel)
+    assert_counts(counts, original, edges)
+    assert_counts(shown_before(panel)[1], edited, edges)
 
     panel.show_tensor("fc2.weight")  # another tensor: no "before" of its own yet
     assert not panel.histogram_view.has_overlay
@@ -130,7 +158,7 @@ def test_a_grouped_edit_redraws_once(make_panel, qtbot):
     panel = make_panel()
     panel.set_session(session)
     panel.show_tensor("fc1.weight")
-    original = shown_histogram(panel)
+    original = values_of(session.tensor("fc1.weight"))
     drawn: list[str] = []
     panel.plotted.connect(drawn.append)
     with session.group("two edits"):
@@ -139,7 +167,7 @@ def test_a_grouped_edit_redraws_once(make_panel, qtbot):
     qtbot.waitUntil(lambda: drawn == ["histogram"], timeout=WAIT_MS)
     qtbot.wait(50)
     assert drawn == ["histogram"]
-    np.testing.assert_array_equal(shown_before(panel)[1], original[1])
+    assert_counts(shown_before(panel)[1], original, shown_histogram(panel)[0])
 
 
 def test_a_replaced_module_is_redrawn_with_its_old_histogram_as_before(make_panel, qtbot):
@@ -147,13 +175,14 @@ def test_a_replaced_module_is_redrawn_with_its_old_histogram_as_before(make_pane
     panel = make_panel()
     panel.set_session(session)
     panel.show_tensor("fc2.weight")
-    original = shown_histogram(panel)
+    original = values_of(session.tensor("fc2.weight"))
     with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
         session.apply({"op": "replace", "target": "fc2",
                        "module": {"type": "Linear", "out_features": 7}, "seed": 1})
     assert "(7, 8)" in panel.title.text()
     assert shown_histogram(panel)[1].sum() == 56
-    np.testing.assert_array_equal(shown_before(panel)[1], original[1])
+    assert_counts(shown_before(panel)[1], original, shown_histogram(panel)[0])
+    assert panel.histogram_view.changes.text() == "Shape changed: no element to compare"
 
 
 def test_a_tensor_that_does_not_exist_gets_a_message(make_panel):
@@ -197,10 +226,11 @@ def test_a_big_tensor_gets_a_quick_look_then_the_full_sample(make_panel, qtbot):
     assert panel.histogram_view.note.text().startswith("Sampled")
 
     drawn.clear()
-    full = shown_histogram(panel)
     session.apply({"op": "scale", "targets": ["big"], "value": 2.0})
     qtbot.waitUntil(lambda: "histogram" in drawn, timeout=WAIT_MS)
-    np.testing.assert_array_equal(shown_before(panel)[1], full[1])  # the full one, not quick
+    assert shown_before(panel)[1].sum() == 2 * QUICK_SAMPLE  # the full one, not quick
+    # 100,000 elements are copied whole: the change count is exact, not sampled.
+    assert panel.histogram_view.changes.text().startswith("Changed: 100,000 of 100,000")
 
 
 def test_a_newer_request_supersedes_an_older_one(make_panel, qtbot):
@@ -393,6 +423,47 @@ def test_a_conv_weight_shows_its_filter_grid(make_panel, qtbot):
     with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
         session.apply({"op": "set", "target": "features.3.weight", "value": 0.5})
     qtbot.waitUntil(lambda: np.nanmax(panel.filter_view.image) == 0.5, timeout=WAIT_MS)
+
+
+def test_the_filter_grid_pages_through_filters_and_channels(make_panel, qtbot):
+    weight = torch.randn(200, 40, 3, 3)
+    session = Session(checkpoint={"conv.weight": weight})
+    panel = make_panel()
+    panel.set_session(session)
+    panel.show_tensor("conv.weight")
+    view = panel.filter_view
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
+        panel.tabs.setCurrentWidget(view)
+    np.testing.assert_array_equal(view.image, stats.filter_grid(weight[:64, :16]).numpy())
+    assert "showing filters 0–63 and channels 0–15" in view.note.text()
+    assert view.filter_range.text() == "to 63 of 200"
+    assert view.filter_start.isEnabled()
+    assert view.filter_start.singleStep() == 64
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
+        view.set_page(192, 32)  # the last, partial page of each
+    np.testing.assert_array_equal(view.image,
+                                  stats.filter_grid(weight[192:200, 32:40]).numpy())
+    assert "showing filters 192–199 and channels 32–39" in view.note.text()
+    assert view.channel_range.text() == "to 39 of 40"
+    # The readout names the weight's own filter and channel, not the page's.
+    assert view.kernel_at(0, 0) == (192, 32, 0, 0)
+    assert view.kernel_at(0, 4) == (192, 33, 0, 0)
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):  # arrows turn a page
+        view.filter_start.stepDown()
+    assert view.filter_start.value() == 128
+    np.testing.assert_array_equal(view.image,
+                                  stats.filter_grid(weight[128:192, 32:40]).numpy())
+
+
+def test_a_small_conv_weight_needs_no_paging(make_panel, qtbot):
+    panel = make_panel()
+    panel.set_session(Session(seeded(SmallCNN)))
+    panel.show_tensor("features.3.weight")
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
+        panel.tabs.setCurrentWidget(panel.filter_view)
+    assert not panel.filter_view.filter_start.isEnabled()
+    assert not panel.filter_view.channel_start.isEnabled()
+    assert "showing" not in panel.filter_view.note.text()
 
 
 # ---------------------------------------------------------------------- overview

@@ -91,7 +91,10 @@ def main(argv: list[str]) -> int:
     app.setWindowIcon(icon("app"))
     window = MainWindow()
     interrupt = InterruptHandler(window)  # Ctrl+C in the terminal closes the window
-    window.show()
+    if window.first_run:
+        window.showMaximized()  # the screen's available area, the window manager's frame too
+    else:
+        window.show()
     # Open after the first paint, so the window appears at once.
     QTimer.singleShot(0, lambda: start(window, args))
     try:

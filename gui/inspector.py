@@ -154,6 +154,10 @@ class Inspector(QWidget):
 
         self.dtype_box = QGroupBox("By dtype", self)
         self.dtype_form = QFormLayout(self.dtype_box)
+        self.settings_box = QGroupBox("Hyperparameters", self)
+        self.settings_box.setToolTip("What the module was built with (its extra_repr)")
+        self.settings_form = QFormLayout(self.settings_box)
+        self.settings: dict[str, QLabel] = {}
 
         self.values_box = QGroupBox("Values", self)
         values_layout = QVBoxLayout(self.values_box)
@@ -170,6 +174,7 @@ class Inspector(QWidget):
         boxes = QHBoxLayout()
         boxes.addWidget(self.facts_box, 1)
         boxes.addWidget(self.stats_box, 1)
+        boxes.addWidget(self.settings_box, 1)
         top_layout.addLayout(boxes)
         top_layout.addWidget(self.dtype_box)
         splitter = QSplitter(Qt.Orientation.Vertical, self)
@@ -252,7 +257,8 @@ class Inspector(QWidget):
     def _show_nothing(self, text: str) -> None:
         self.title.setText(text)
         self.subtitle.setText("")
-        for box in (self.facts_box, self.stats_box, self.dtype_box, self.values_box):
+        for box in (self.facts_box, self.stats_box, self.dtype_box, self.values_box,
+                    self.settings_box):
             box.hide()
         self.values.show_tensor(None, None)
 
@@ -273,6 +279,7 @@ class Inspector(QWidget):
         self.title.setText(("The whole model" if session.model is not None else
                             "The whole checkpoint") if whole else path)
         self.stats_box.hide()
+        self.settings_box.hide()
         self.values_box.hide()
         self.values.show_tensor(None, None)
         if _tensor_count(session) <= SYNC_SUMMARY_LIMIT:
@@ -309,7 +316,9 @@ class Inspector(QWidget):
                 tied = self._module_ties(session, path)
                 if tied:
                     rows.append(("Tied with", ", ".join(tied)))
+            rows += self._place_rows(session, path)
         self._set_facts(rows)
+        self._set_settings(session, path)
         while self.dtype_form.rowCount():
             self.dtype_form.removeRow(0)
         for dtype, (elements, nbytes) in sorted(summary["by_dtype"].items()):
@@ -317,6 +326,45 @@ class Inspector(QWidget):
             label.setText(f"{format_count(elements)} elements · {format_bytes(nbytes)}")
             self.dtype_form.addRow(f"{dtype}:", label)
         self.dtype_box.setVisible(bool(summary["by_dtype"]))
+
+    @staticmethod
+    def _place_rows(session: Session, path: str) -> list[tuple[str, str]]:
+        """Where the module sits: its parent, its children, its siblings of its type."""
+        from engine.module_facts import placement
+
+        assert session.model is not None
+        try:
+            place = placement(session.model, path)
+        except AttributeError:
+            return []
+        rows = []
+        if place.parent is not None:
+            rows.append(("Parent", f"{place.parent or 'the model'} ({place.parent_type})"))
+        rows.append(("Children", format_count(place.children)))
+        siblings = place.siblings_text()
+        if siblings:
+            rows.append(("Same type", siblings))
+        return rows
+
+    def _set_settings(self, session: Session, path: str) -> None:
+        from engine.module_facts import hyperparameters
+
+        while self.settings_form.rowCount():
+            self.settings_form.removeRow(0)
+        self.settings.clear()
+        items = []
+        if session.model is not None:
+            try:
+                items = hyperparameters(session.model.get_submodule(path))
+            except AttributeError:
+                items = []
+        for key, text in items:
+            label = self._value_label()
+            label.setText(text)
+            label.setWordWrap(True)
+            self.settings[key] = label
+            self.settings_form.addRow(f"{key}:", label)
+        self.settings_box.setVisible(bool(items))
 
     @staticmethod
     def _module_ties(session: Session, path: str) -> list[str]:
@@ -357,6 +405,7 @@ class Inspector(QWidget):
         self._set_facts(rows)
         self.dtype_box.hide()
         self.stats_box.show()
+        self.settings_box.hide()
         self.values_box.show()
         if loaded and numel <= SYNC_STATS_LIMIT:
             try:

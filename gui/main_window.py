@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeySequence,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
@@ -55,6 +63,11 @@ APP_NAME = "Weightsmith"
 SYNC_TOTALS_LIMIT = 20_000
 #: documents with more tensors than this are kept out of the cyclic GC's full scans
 GC_FREEZE_LIMIT = 20_000
+#: the plot tabs, in the order of their Alt+number shortcuts
+PLOT_TABS = (("histogram", "Histogram"), ("heatmap", "Heatmap"), ("filters", "Filters"),
+             ("overview", "Layer Overview"))
+#: the version of the saved dock layout; a layout saved with another is not restored
+LAYOUT_VERSION = 2
 
 
 def document_totals(session: Session, progress: Any = None) -> dict[str, Any]:
@@ -95,6 +108,15 @@ def document_totals(session: Session, progress: Any = None) -> dict[str, Any]:
     return {"parameters": parameters, "trainable": trainable, "devices": devices,
             "bytes_by_dtype": {dtype_name(dtype): count * dtype.itemsize
                                for dtype, count in elements.items()}}
+
+
+def _scroller(widget: QWidget, parent: QWidget) -> QScrollArea:
+    """`widget` in a frameless scroll area that follows its width."""
+    scroller = QScrollArea(parent)
+    scroller.setWidgetResizable(True)
+    scroller.setFrameShape(QScrollArea.Shape.NoFrame)
+    scroller.setWidget(widget)
+    return scroller
 
 
 def undo_shortcuts() -> list[QKeySequence]:
@@ -141,6 +163,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
         self.resize(1280, 800)
+        self.first_run = True
 
         self.tasks = TaskRunner(self)
         self.tree_model = TreeModel(parent=self)
@@ -174,7 +197,13 @@ class MainWindow(QMainWindow):
         # While a test training runs the session refuses edits: grey the actions out.
         self.training.busy_changed.connect(self._on_busy_changed)
 
-        self.inspector_dock = self._dock("Inspector", "inspector", self.inspector,
+        # The inspector takes the whole right side; the plots sit under the tree only.
+        # Its content scrolls rather than setting the window's minimum height, and its
+        # height never pushes the plots about when the selection changes.
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.setCorner(Qt.Corner.TopRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.inspector_scroller = _scroller(self.inspector, self)
+        self.inspector_dock = self._dock("Inspector", "inspector", self.inspector_scroller,
                                          Qt.DockWidgetArea.RightDockWidgetArea)
         self.history_dock = self._dock("History", "history", self.history_panel,
                                        Qt.DockWidgetArea.RightDockWidgetArea)
@@ -182,17 +211,11 @@ class MainWindow(QMainWindow):
         self.inspector_dock.raise_()
         self.plots_dock = self._dock("Plots", "plots", self.plots,
                                      Qt.DockWidgetArea.BottomDockWidgetArea)
-        # Scrolled: its form is tall, and must not set the window's minimum height.
-        scroller = QScrollArea(self)
-        scroller.setWidgetResizable(True)
-        scroller.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroller.setWidget(self.training)
-        self.training_dock = self._dock("Test training", "training", scroller,
+        self.training_dock = self._dock("Test training", "training", self.training,
                                         Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.plots_dock, self.training_dock)
         self.plots_dock.raise_()
-        self.resizeDocks([self.inspector_dock], [430], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.plots_dock], [300], Qt.Orientation.Vertical)
+        self._layout_pending = True  # the default dock sizes, once the window has its size
 
         # The toolbar shows the verb only (its buttons keep their width); the menus and
         # tooltips name the step. Application-wide, so a floating dock's keys work too.
@@ -262,9 +285,17 @@ class MainWindow(QMainWindow):
         self.expand_all_action.triggered.connect(lambda: self.expand_all(""))
         self.collapse_all_action = view_menu.addAction("Collapse All")
         self.collapse_all_action.triggered.connect(self.tree.collapse_all)
-        overview = view_menu.addAction("Layer Overview")
-        overview.setToolTip("One bar per layer, to spot a badly initialized layer")
-        overview.triggered.connect(self._show_overview)
+        view_menu.addSeparator()
+        plots_menu = view_menu.addMenu("Plot")
+        for number, (kind, text) in enumerate(PLOT_TABS, start=1):
+            action = plots_menu.addAction(text)
+            action.setShortcut(QKeySequence(f"Alt+{number}"))
+            action.triggered.connect(lambda checked=False, kind=kind: self.show_plot(kind))
+            if kind == "overview":
+                action.setToolTip("One bar per layer, to spot a badly initialized layer")
+        training = view_menu.addAction("Test Training")
+        training.setShortcut(QKeySequence(f"Alt+{len(PLOT_TABS) + 1}"))
+        training.triggered.connect(self.show_training)
         help_menu = bar.addMenu("&Help")
         documentation = help_menu.addAction("Documentation")
         documentation.setShortcut(QKeySequence.StandardKey.HelpContents)
@@ -305,16 +336,39 @@ class MainWindow(QMainWindow):
             status.addPermanentWidget(label)
 
     def _restore_layout(self) -> None:
+        """The saved geometry and docks; on a first run, the screen's available area."""
         geometry, state = self.settings.window_state()
+        self.first_run = geometry is None
         if geometry is not None:
             self.restoreGeometry(geometry)
-        if state is not None:
-            self.restoreState(state)
+        else:
+            screen = self.screen() or QGuiApplication.primaryScreen()
+            if screen is not None:
+                area = screen.availableGeometry()
+                self.setGeometry(area)
+        # A layout saved by an older version (other docks, other corners) is not restored.
+        if state is not None and self.restoreState(state, LAYOUT_VERSION):
+            self._layout_pending = False
 
     def save_layout(self) -> None:
         """Store the window's geometry and dock layout in the settings."""
-        self.settings.set_window_state(self.saveGeometry(), self.saveState())
+        self.settings.set_window_state(self.saveGeometry(), self.saveState(LAYOUT_VERSION))
         self.settings.sync()
+
+    def apply_default_layout(self) -> None:
+        """Size the docks for the window's size: the inspector about a third of the width,
+        the plots half of the height (their plots at least 40% of the window's)."""
+        width = min(max(int(self.width() * 0.34), 360), 620)
+        self.resizeDocks([self.inspector_dock], [width], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.plots_dock], [int(self.height() * 0.5)],
+                         Qt.Orientation.Vertical)
+        self._layout_pending = False
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._layout_pending:
+            # After the window has its size on screen, and its layout has run once.
+            QTimer.singleShot(0, self.apply_default_layout)
 
     # ------------------------------------------------------------------ the document
     def set_session(self, session: Session | None, request: dict[str, Any] | None = None,
@@ -502,9 +556,26 @@ class MainWindow(QMainWindow):
         return info is not None and info.is_tensor
 
     def _show_overview(self) -> None:
+        self.show_plot("overview")
+
+    def show_plot(self, kind: str) -> None:
+        """Bring the plots forward on `kind`: histogram, heatmap, filters or overview."""
         self.plots_dock.show()
         self.plots_dock.raise_()
-        self.plots.show_overview()
+        if kind == "overview":
+            self.plots.show_overview()
+            return
+        view = {"histogram": self.plots.histogram_view, "heatmap": self.plots.heatmap_view,
+                "filters": self.plots.filter_view}[kind]
+        if self.plots.tabs.isTabVisible(self.plots.tabs.indexOf(view)):
+            self.plots.tabs.setCurrentWidget(view)
+        else:
+            self.statusBar().showMessage(f"No {kind} for this selection", 4000)
+
+    def show_training(self) -> None:
+        """Bring the test-training panel forward."""
+        self.training_dock.show()
+        self.training_dock.raise_()
 
     def _show_context_menu(self, position: Any) -> None:
         menu = QMenu(self)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QColor, QPalette
+from PySide6.QtGui import QCloseEvent, QColor, QPalette, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QSplitter,
     QVBoxLayout,
@@ -39,6 +40,7 @@ from engine.training.config import multipliers_from_text
 from engine.training.model_io import available_devices
 
 from .dialogs import base
+from .number_boxes import LogSpinBox
 from .workers import Task
 
 #: how often the curves are redrawn while a run is going (milliseconds)
@@ -166,9 +168,9 @@ class TrainingPanel(QWidget):
         self.browse_button.clicked.connect(self.browse)
         self.task_combo = _combo(self, TASK_CHOICES)
         self.optimizer_combo = _combo(self, OPTIMIZER_CHOICES)
-        self.lr_box = pg.SpinBox(self, value=1e-3, bounds=(1e-8, 10.0), dec=True, step=0.5,
-                                 minStep=1e-8, decimals=3)
-        self.lr_box.setToolTip("Base learning rate (the wheel steps through 1, 2, 5 per decade)")
+        self.lr_box = LogSpinBox(1e-3, 1e-8, 10.0, self)
+        self.lr_box.setToolTip("Base learning rate: type any value (3e-4); the arrows and the "
+                               "wheel step through 1, 2, 5 per decade")
         self.multipliers_edit = QLineEdit(self)
         self.multipliers_edit.setPlaceholderText("e.g. fc=10, layer4=2")
         self.multipliers_edit.setToolTip("Learning-rate multipliers per module or tensor "
@@ -200,9 +202,10 @@ class TrainingPanel(QWidget):
         form.addRow("Device", self.device_combo)
         form.addRow("Precision", self.precision_combo)
 
-        self.start_button = QPushButton("Start", self)
+        # Mnemonics: Alt+S, Alt+T, Alt+K and Alt+D work wherever the panel is shown.
+        self.start_button = QPushButton("&Start", self)
         self.start_button.clicked.connect(self.start)
-        self.stop_button = QPushButton("Stop", self)
+        self.stop_button = QPushButton("S&top", self)
         self.stop_button.setToolTip("Stop after the current step; the result can still be "
                                     "kept or discarded")
         self.stop_button.clicked.connect(self.stop)
@@ -211,17 +214,35 @@ class TrainingPanel(QWidget):
         self.progress_bar.setTextVisible(False)
         self.status_label = QLabel(self)
         self.status_label.setWordWrap(True)
+        self._hint = True  # the status shows a hint about the state, not a run's message
         buttons = QHBoxLayout()
         buttons.addWidget(self.start_button)
         buttons.addWidget(self.stop_button)
+        # Only the settings scroll; Start, Stop, the progress and the status stay in view
+        # whatever the dock's height, and nothing scrolls while a run goes.
+        form_widget = QWidget(self)
+        form_layout = QVBoxLayout(form_widget)
+        form_layout.setContentsMargins(0, 0, 4, 0)
+        form_layout.addLayout(form)
+        form_layout.addStretch(1)
+        self.settings_scroller = QScrollArea(self)
+        self.settings_scroller.setWidgetResizable(True)
+        self.settings_scroller.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.settings_scroller.setHorizontalScrollBarPolicy(
+            Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.settings_scroller.setWidget(form_widget)
+        self.settings_scroller.setMinimumWidth(form_widget.sizeHint().width() + 16)
         settings = QWidget(self)
         settings_layout = QVBoxLayout(settings)
         settings_layout.setContentsMargins(0, 0, 0, 0)
-        settings_layout.addLayout(form)
-        settings_layout.addLayout(buttons)
-        settings_layout.addWidget(self.progress_bar)
-        settings_layout.addWidget(self.status_label)
-        settings_layout.addStretch(1)
+        settings_layout.addWidget(self.settings_scroller, 1)
+        self.run_controls = QWidget(settings)
+        controls_layout = QVBoxLayout(self.run_controls)
+        controls_layout.setContentsMargins(0, 0, 0, 0)
+        controls_layout.addLayout(buttons)
+        controls_layout.addWidget(self.progress_bar)
+        controls_layout.addWidget(self.status_label)
+        settings_layout.addWidget(self.run_controls)
 
         self.loss_plot = pg.PlotWidget(self)
         self.loss_plot.setLabel("left", "loss")
@@ -249,10 +270,10 @@ class TrainingPanel(QWidget):
         self.report_view.setReadOnly(True)
         self.report_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.report_view.setPlaceholderText("The report appears here when a run ends.")
-        self.keep_button = QPushButton("Keep", self)
+        self.keep_button = QPushButton("&Keep", self)
         self.keep_button.setToolTip("Keep the trained weights as one undoable step")
         self.keep_button.clicked.connect(self.keep)
-        self.discard_button = QPushButton("Discard", self)
+        self.discard_button = QPushButton("&Discard", self)
         self.discard_button.setToolTip("Restore the weights from before the run, bit for bit")
         self.discard_button.clicked.connect(self.discard)
         decision = QHBoxLayout()
@@ -272,6 +293,9 @@ class TrainingPanel(QWidget):
         splitter.addWidget(report)
         splitter.setStretchFactor(1, 2)
         splitter.setStretchFactor(2, 1)
+        splitter.setChildrenCollapsible(False)
+        self.splitter = splitter
+        self._sized = False
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
@@ -298,6 +322,15 @@ class TrainingPanel(QWidget):
             self._apply_palette()
         super().changeEvent(event)
 
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._sized and self.width() > 0:
+            # The settings as wide as they need; the curves twice the report's width.
+            self._sized = True
+            settings = self.splitter.widget(0).sizeHint().width()
+            rest = max(self.splitter.width() - settings, 300)
+            self.splitter.setSizes([settings, rest * 3 // 5, rest - rest * 3 // 5])
+
     # ------------------------------------------------------------------ session
     def set_session(self, session: Session | None) -> None:
         """Train `session` from now on; a run or an undecided result of the old one is
@@ -307,6 +340,7 @@ class TrainingPanel(QWidget):
         self.shutdown()
         self.session = session
         self._clear_run()
+        self._hint = True  # the last document's messages no longer apply
         self._update_state()
 
     @property
@@ -391,8 +425,12 @@ class TrainingPanel(QWidget):
         task.succeeded.connect(self._on_succeeded)
         task.failed.connect(self._on_failed)
         task.cancelled.connect(self._on_cancelled)
-        self.status_label.setText("Preparing the data…")
+        self._say("Preparing the data…")
         self.busy_changed.emit(True)
+        # Focus leaves the settings before they are greyed out: Qt would move it to the
+        # next setting, and the scroll area would scroll there.
+        self.stop_button.setEnabled(True)
+        self.stop_button.setFocus()
         self._update_state()
         self._timer.start()
         self.task.start()
@@ -402,7 +440,7 @@ class TrainingPanel(QWidget):
         if self.task is not None:
             self.task.cancel()
             self.stop_button.setEnabled(False)
-            self.status_label.setText("Stopping after this step…")
+            self._say("Stopping after this step…")
 
     def _current_sender(self) -> Task | None:
         """The Task that sent the signal being handled, if it is the current run's."""
@@ -413,7 +451,7 @@ class TrainingPanel(QWidget):
         if self._current_sender() is None:
             return
         self.progress_bar.setValue(int(fraction * 1000))
-        self.status_label.setText(text)
+        self._say(text)
 
     def _on_succeeded(self, result: TrainResult) -> None:
         task = self.sender()
@@ -438,7 +476,7 @@ class TrainingPanel(QWidget):
                                                               if report.stopped else ""))
             self.verdict_label.setStyleSheet("color: rgb(30, 140, 60); font-weight: bold")
         self.progress_bar.setValue(int(1000 * report.steps / max(report.steps_planned, 1)))
-        self.status_label.setText(f"{report.steps} step(s) done: keep or discard the weights")
+        self._say(f"{report.steps} step(s) done: keep or discard the weights")
         self._update_state()
         self.run_finished.emit(report)
 
@@ -456,7 +494,7 @@ class TrainingPanel(QWidget):
             return
         self._end_task()
         self.busy_changed.emit(False)
-        self.status_label.setText("Stopped before the first step; nothing changed")
+        self._say("Stopped before the first step; nothing changed")
         self._update_state()
 
     def _end_task(self, delete: bool = True) -> None:
@@ -472,7 +510,7 @@ class TrainingPanel(QWidget):
             _delete_when_done(task)
 
     def _fail(self, message: str) -> None:
-        self.status_label.setText(message)
+        self._say(message)
         self._update_state()
         self.run_failed.emit(message)
         base.show_error(self, message)
@@ -501,7 +539,7 @@ class TrainingPanel(QWidget):
         self._decided("discarded", "Discarded: the weights are as they were before the run")
 
     def _decided(self, outcome: str, text: str) -> None:
-        self.status_label.setText(text)
+        self._say(text)
         self._update_state()
         self.busy_changed.emit(False)
         self.decided.emit(outcome)
@@ -558,12 +596,18 @@ class TrainingPanel(QWidget):
                        self.device_combo, self.precision_combo):
             widget.setEnabled(idle)
         self._on_data_kind_changed()
-        if self.session is None:
-            self.status_label.setText("Open a model to test-train it.")
-        elif self.session.model is None:
-            self.status_label.setText("Checkpoint mode: attach an architecture to train.")
-        elif idle and not self.status_label.text():
-            self.status_label.setText("Ready.")
+        if self._hint or not self.status_label.text():
+            # A hint follows the state; a run's own message stays until the next change.
+            self._hint = True
+            self.status_label.setText(
+                "Open a model to test-train it." if self.session is None else
+                "Checkpoint mode: attach an architecture to train." if not has_model else
+                "Ready: choose the settings and press Start." if idle else "")
+
+    def _say(self, text: str) -> None:
+        """Show a message of the run (it stays until the document or the state changes)."""
+        self._hint = False
+        self.status_label.setText(text)
 
     # ------------------------------------------------------------------ lifetime
     def shutdown(self, timeout: float = 30.0) -> None:

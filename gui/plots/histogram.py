@@ -10,8 +10,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from ..elided_label import ElidedLabel
 from . import style
 
 
@@ -23,10 +24,9 @@ class HistogramView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.note = QLabel(self)
+        # One line, elided (the whole note is its tooltip): the plot never jumps.
+        self.note = ElidedLabel("", self, Qt.AlignmentFlag.AlignLeft)
         self.note.setObjectName("histogramNote")
-        self.note.setWordWrap(True)
-        self.note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.changes = QLabel(self)
         self.changes.setObjectName("histogramChanges")
         self.changes.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -52,8 +52,10 @@ class HistogramView(QWidget):
         self.before_item.setZValue(1)  # the outline stays visible over the filled bars
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.note)
-        layout.addWidget(self.changes)
+        header = QHBoxLayout()
+        header.addWidget(self.note, 1)
+        header.addWidget(self.changes)
+        layout.addLayout(header)
         layout.addWidget(self.plot, 1)
         self._has_before = False
         self._apply_colors()

@@ -11,9 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QLabel, QProgressBar, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine import histograms, stats
 from engine.errors import WeightsmithError
@@ -21,6 +28,7 @@ from engine.listing import dtype_name
 from engine.paths import under
 from engine.session import Session
 
+from ..elided_label import ElidedLabel
 from .filters import FilterGridView
 from .heatmap import HeatmapView
 from .histogram import HistogramView
@@ -89,7 +97,7 @@ class PlotPanel(QWidget):
         #: what the heatmap and the filter grid last drew, to keep their zoom on a redraw
         self._drawn: dict[str, Any] = {}
 
-        self.title = QLabel("No tensor selected", self)
+        self.title = ElidedLabel("No tensor selected", self)
         self.title.setObjectName("plotTitle")
         self.status = QLabel(self)
         self.status.setObjectName("plotStatus")
@@ -97,7 +105,7 @@ class PlotPanel(QWidget):
         self.progress_bar = QProgressBar(self)
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setTextVisible(False)
-        self.progress_bar.setMaximumHeight(6)
+        self.progress_bar.setMaximumSize(120, 8)
         # Keep its room when hidden: a layout change would resize and re-render every plot.
         policy = self.progress_bar.sizePolicy()
         policy.setRetainSizeWhenHidden(True)
@@ -114,10 +122,17 @@ class PlotPanel(QWidget):
         self.tabs.addTab(self.filter_view, "Filters")
         self.tabs.addTab(self.overview_view, "Overview")
 
+        # The tensor's name and the busy bar sit beside the tabs: no row of their own,
+        # so the plots keep the height.
+        corner = QWidget(self)
+        corner_layout = QHBoxLayout(corner)
+        corner_layout.setContentsMargins(12, 0, 4, 0)
+        corner_layout.addWidget(self.progress_bar)
+        corner_layout.addWidget(self.title, 1)
+        self.tabs.setCornerWidget(corner, Qt.Corner.TopRightCorner)
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
-        layout.addWidget(self.title)
-        layout.addWidget(self.progress_bar)
         layout.addWidget(self.tabs, 1)
         layout.addWidget(self.status)
 

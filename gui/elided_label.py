@@ -1,0 +1,28 @@
+"""A one-line label that elides a text too long for it rather than growing its layout."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPainter, QPaintEvent
+from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that elides the middle of a text too long for it (the full text is
+    its tooltip), so a long tensor name never widens the panel."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None,
+                 alignment: Qt.AlignmentFlag = Qt.AlignmentFlag.AlignRight) -> None:
+        super().__init__(text, parent)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setAlignment(alignment | Qt.AlignmentFlag.AlignVCenter)
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setToolTip(text)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        shown = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideMiddle,
+                                              self.contentsRect().width())
+        painter.drawText(self.contentsRect(), int(self.alignment()), shown)

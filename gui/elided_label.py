@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QPainter, QPaintEvent
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
@@ -14,12 +14,23 @@ class ElidedLabel(QLabel):
     def __init__(self, text: str = "", parent: QWidget | None = None,
                  alignment: Qt.AlignmentFlag = Qt.AlignmentFlag.AlignRight) -> None:
         super().__init__(text, parent)
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
         self.setAlignment(alignment | Qt.AlignmentFlag.AlignVCenter)
 
     def setText(self, text: str) -> None:
         super().setText(text)
         self.setToolTip(text)
+        self.updateGeometry()
+
+    def sizeHint(self) -> QSize:
+        # As wide as the text, but never more than a third of the window: the rest is
+        # elided rather than pushing the tabs or the plot aside.
+        hint = super().sizeHint()
+        limit = max(self.window().width() // 3, 160)
+        return QSize(min(hint.width(), limit), hint.height())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(40, super().minimumSizeHint().height())
 
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)

@@ -95,6 +95,7 @@ class FileActions(QObject):
                                                tip="Open a folder (Hugging Face layout or shards)")
         self.open_arch_action = self._action("Open Architecture…", self.choose_architecture,
                                              tip="Build a torchvision model, with optional weights")
+        self.open_arch_action.setShortcut(QKeySequence("Ctrl+Shift+O"))
         self.open_demo_action = self._action("Open Demo", self.open_demo,
                                              tip="The built-in digits CNN")
         self.recent_menu = QMenu("Open Recent", window)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QUrl
-from PySide6.QtGui import QAction, QImage, QKeySequence, QTextDocument
+from PySide6.QtGui import QAction, QImage, QKeySequence, QShortcut, QTextDocument
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -92,6 +92,8 @@ class HelpWindow(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
         self.resize(1000, 720)
+        for keys in (QKeySequence(QKeySequence.StandardKey.Close), QKeySequence("Escape")):
+            QShortcut(keys, self, self.close)
         if not self.names:
             self.browser.setMarkdown(f"The documentation was not found in `{DOCS}`. It is "
                                      "the docs/ folder of the Weightsmith repository.")
@@ -170,6 +172,8 @@ class ShortcutsDialog(QDialog):
         for row, (what, keys) in enumerate(self.rows):
             self.table.setItem(row, 0, QTableWidgetItem(what))
             self.table.setItem(row, 1, QTableWidgetItem(keys))
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        self.table.setAlternatingRowColors(True)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)

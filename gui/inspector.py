@@ -174,9 +174,10 @@ class Inspector(QWidget):
         boxes = QHBoxLayout()
         boxes.addWidget(self.facts_box, 1)
         boxes.addWidget(self.stats_box, 1)
-        boxes.addWidget(self.settings_box, 1)
         top_layout.addLayout(boxes)
+        top_layout.addWidget(self.settings_box)
         top_layout.addWidget(self.dtype_box)
+        top_layout.addStretch(1)  # a module's facts stay together at the top
         splitter = QSplitter(Qt.Orientation.Vertical, self)
         splitter.addWidget(top)
         splitter.addWidget(self.values_box)

@@ -303,6 +303,7 @@ class MainWindow(QMainWindow):
         recipes = help_menu.addAction("Recipe Format")
         recipes.triggered.connect(lambda: self.show_help("recipes.md"))
         shortcuts = help_menu.addAction("Keyboard Shortcuts")
+        shortcuts.setShortcut(QKeySequence("Ctrl+/"))
         shortcuts.triggered.connect(self.show_shortcuts)
         help_menu.addSeparator()
         about = help_menu.addAction("About Weightsmith")
@@ -620,6 +621,9 @@ class MainWindow(QMainWindow):
 
         if self._help_window is None:
             self._help_window = HelpWindow(self)
+            size = self._help_window.size().boundedTo(self.size())
+            self._help_window.resize(size)
+            self._help_window.move(self.geometry().center() - self._help_window.rect().center())
         self._help_window.show_document(document)
         self._help_window.show()
         self._help_window.raise_()

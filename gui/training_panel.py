@@ -268,7 +268,7 @@ class TrainingPanel(QWidget):
         self.verdict_label.setWordWrap(True)
         self.report_view = QPlainTextEdit(self)
         self.report_view.setReadOnly(True)
-        self.report_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.report_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         self.report_view.setPlaceholderText("The report appears here when a run ends.")
         self.keep_button = QPushButton("&Keep", self)
         self.keep_button.setToolTip("Keep the trained weights as one undoable step")
@@ -325,11 +325,11 @@ class TrainingPanel(QWidget):
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         if not self._sized and self.width() > 0:
-            # The settings as wide as they need; the curves twice the report's width.
+            # The settings as wide as they need; the curves and the report share the rest.
             self._sized = True
             settings = self.splitter.widget(0).sizeHint().width()
             rest = max(self.splitter.width() - settings, 300)
-            self.splitter.setSizes([settings, rest * 3 // 5, rest - rest * 3 // 5])
+            self.splitter.setSizes([settings, rest // 2, rest - rest // 2])
 
     # ------------------------------------------------------------------ session
     def set_session(self, session: Session | None) -> None:

@@ -63,7 +63,12 @@ class SetDialog(FormDialog):
         form.addRow(self.value_radio, self.value_field.widget)
         form.addRow(self.expr_radio, self.expr_field.widget)
         form.addRow(self.from_radio, self.from_field.widget)
-        self.layout_.addWidget(box)
+        # Typing in a choice's field chooses it.
+        self.value_field.widget.textEdited.connect(lambda _: self.value_radio.setChecked(True))
+        self.expr_field.widget.textEdited.connect(lambda _: self.expr_radio.setChecked(True))
+        self.from_field.widget.activated.connect(lambda _: self.from_radio.setChecked(True))
+        # The choice first, then where and how (the form of region and seed below it).
+        self.layout_.insertWidget(self.layout_.indexOf(self.form), box)
         self.index_field = Field("index", "Region", line_edit(
             "", "whole tensor (or e.g. 0, :3)", "NumPy-style index of the region to set"),
             optional=True)
@@ -72,6 +77,7 @@ class SetDialog(FormDialog):
         self.add_field(self.index_field)
         self.add_field(self.seed_field)
         self.finish_layout()
+        self.resize(max(self.sizeHint().width(), 560), self.sizeHint().height())
 
     def choose(self, source: str, text: str) -> None:
         """Pick 'value', 'expr' or 'from' and type `text` there."""

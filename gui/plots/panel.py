@@ -424,7 +424,7 @@ class PlotPanel(QWidget):
             text += f"; {left_out:,} NaN or infinite left out"
         text += f"; {len(result.counts)} bins"
         if self._before is not None:
-            text += "; dashed outline: before the last change, on the same bins"
+            text += "; dashed: before the last change (same bins)"
         return text
 
     # heatmap

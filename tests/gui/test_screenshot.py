@@ -1,7 +1,8 @@
-"""The screenshot in docs/: the main window on the demo, a tensor selected, its histogram shown.
+"""The main view of the screenshots in docs/: the demo, a tensor selected, its histogram shown.
 
-The test renders it offscreen and checks what it shows. To renew docs/screenshot.png
-after the look changed:
+The test renders it offscreen and checks what it shows. The committed pictures come
+from a real window: `scripts/screenshots.py --readme` (see docs/gui.md). An offscreen
+rendering can still be written to docs/screenshot.png with
 
     WEIGHTSMITH_RENEW_SCREENSHOT=1 .venv/bin/python -m pytest tests/gui/test_screenshot.py
 """

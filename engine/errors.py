@@ -26,3 +26,7 @@ class FileError(WeightsmithError):
 
 class ArchError(WeightsmithError):
     """An architecture spec could not be resolved or built."""
+
+
+class ExportError(WeightsmithError):
+    """A deployment export failed or did not verify; nothing was written."""

@@ -19,14 +19,12 @@ from torch import nn
 from ..errors import EditError, FileError
 from .config import TrainConfig
 from .model_io import (
-    InputGuess,
-    check_input,
     example_inputs,
     first_layer,
     first_line,
     model_placement,
-    probe_proposed_input,
     propose_input,
+    resolve_input,
 )
 
 #: key pairs a tensor file may use for its samples and their targets
@@ -210,18 +208,7 @@ def synthetic_data(config: TrainConfig, model: nn.Module, seed: int) -> TensorDa
     Token inputs are random ids with random targets (learnt by heart).
     """
     _, dtype = model_placement(model)
-    if config.input_shape is not None:
-        found = first_layer(model)
-        tokens = None
-        if found is not None and isinstance(found[1], nn.Embedding | nn.EmbeddingBag):
-            tokens = found[1].num_embeddings
-        guess = InputGuess(tuple(config.input_shape), tokens, found[0] if found else "")
-        try:
-            output = check_input(model, guess, dtype)
-        except EditError as error:
-            raise EditError(f"train.input_shape: {error}") from None
-    else:
-        guess, output = probe_proposed_input(model, dtype)
+    guess, output = resolve_input(model, dtype, config.input_shape)
     generator = torch.Generator().manual_seed(seed)
     inputs = example_inputs(guess, config.samples, dtype, generator)
     task = config.task or "classification"

@@ -25,8 +25,10 @@ IMAGE_SIDES = (64, 32, 224, 299, 8, 16, 28, 96, 128, 256)
 SEQUENCE_LENGTH = 16
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, field: str = "train.device") -> torch.device:
     """The device a run uses: "auto" is CUDA, then MPS, then the CPU.
+
+    `field` names the setting in messages.
 
     Raises
     ------
@@ -40,17 +42,17 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise EditError("train.device: CUDA is not available on this machine "
+            raise EditError(f"{field}: CUDA is not available on this machine "
                             "(use auto or cpu)")
         device = torch.device(name)
         if device.index is None:
             return torch.device("cuda", torch.cuda.current_device())
         if device.index >= torch.cuda.device_count():
-            raise EditError(f"train.device: there is no {name} "
+            raise EditError(f"{field}: there is no {name} "
                             f"({torch.cuda.device_count()} GPU(s) found)")
         return device
     if name == "mps" and not _mps_available():
-        raise EditError("train.device: MPS is not available on this machine (use auto or cpu)")
+        raise EditError(f"{field}: MPS is not available on this machine (use auto or cpu)")
     return torch.device(name)
 
 
@@ -144,12 +146,15 @@ def propose_input(model: nn.Module, dtype: torch.dtype) -> InputGuess:
     return probe_proposed_input(model, dtype)[0]
 
 
-def probe_proposed_input(model: nn.Module,
-                         dtype: torch.dtype) -> tuple[InputGuess, torch.Tensor]:
-    """`propose_input`, with the model's output for two samples of the proposed shape."""
+def probe_proposed_input(model: nn.Module, dtype: torch.dtype,
+                         field: str = "train.input_shape") -> tuple[InputGuess, torch.Tensor]:
+    """`propose_input`, with the model's output for two samples of the proposed shape.
+
+    `field` names the setting in messages (the trainer's or the exporter's input_shape).
+    """
     found = first_layer(model)
     if found is None:
-        raise EditError("train.input_shape: cannot be proposed (the model has no Conv, Linear "
+        raise EditError(f"{field}: cannot be proposed (the model has no Conv, Linear "
                         "or Embedding layer); give it, e.g. [3, 64, 64]")
     path, layer = found
     if isinstance(layer, nn.Embedding | nn.EmbeddingBag):
@@ -168,8 +173,35 @@ def probe_proposed_input(model: nn.Module,
             return guess, check_input(model, guess, dtype)
         except EditError as error:
             last_error = str(error)
-    raise EditError(f"train.input_shape: no tried size fits the model (first layer {path} "
+    raise EditError(f"{field}: no tried size fits the model (first layer {path} "
                     f"takes {channels} channel(s); last try: {last_error}); give input_shape")
+
+
+def resolve_input(model: nn.Module, dtype: torch.dtype,
+                  input_shape: list[int] | tuple[int, ...] | None = None,
+                  field: str = "train.input_shape") -> tuple[InputGuess, torch.Tensor]:
+    """What one sample of the model's input is: `input_shape` when given, else proposed.
+
+    A given shape is checked by probing the model; token ids are drawn below the
+    vocabulary size when the first layer is an embedding. Returns the guess and the
+    model's output for two samples of it (see `check_input`). The trainer's synthetic
+    data and the deployment export both start here.
+
+    Raises
+    ------
+    EditError : the shape does not fit the model, or none can be proposed; names `field`
+    """
+    if input_shape is None:
+        return probe_proposed_input(model, dtype, field)
+    found = first_layer(model)
+    tokens = None
+    if found is not None and isinstance(found[1], nn.Embedding | nn.EmbeddingBag):
+        tokens = found[1].num_embeddings
+    guess = InputGuess(tuple(input_shape), tokens, found[0] if found else "")
+    try:
+        return guess, check_input(model, guess, dtype)
+    except EditError as error:
+        raise EditError(f"{field}: {error}") from None
 
 
 def example_inputs(guess: InputGuess, count: int, dtype: torch.dtype,

@@ -79,8 +79,9 @@ def tensor_difference(reference: torch.Tensor, actual: torch.Tensor) -> tuple[fl
     Computed in float64. NaN in both at the same place counts as equal; NaN or inf in
     only one is an infinite difference.
     """
+    reference = reference.detach()
     reference = reference.to(torch.float64) if not reference.is_complex() else reference
-    actual = actual.to(reference.dtype)
+    actual = actual.detach().to(reference.dtype)
     both_nan = torch.isnan(reference) & torch.isnan(actual)
     same_inf = torch.isinf(reference) & (reference == actual)
     difference = (actual - reference).abs()

@@ -48,6 +48,41 @@ class TiedLM(nn.Module):
         return self.lm_head(self.block(self.embed(tokens)))
 
 
+class Gate(nn.Module):
+    """Branches on a tensor's value: data-dependent control flow."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.lin(x)
+        if y.sum() > 0:
+            return y * 2
+        return -y
+
+
+class Gated(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(8, 4)
+        self.gate = Gate()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.gate(self.inp(x))
+
+
+class CumMax(nn.Module):
+    """Uses an op (aten.cummax) that the ONNX exporter cannot translate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cummax(self.lin(x), 1)[0]
+
+
 def seeded(factory, seed: int = 0):
     """Build a model under a fixed seed."""
     torch.manual_seed(seed)

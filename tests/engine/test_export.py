@@ -30,47 +30,12 @@ from engine.export.run import EXPORTERS
 from engine.export.verify import compare, tensor_difference
 from engine.io.atomic import TEMP_MARK
 from engine.progress import Cancelled, Progress
-from tests.models import MLP, SmallCNN, TiedLM, seeded
+from tests.models import MLP, CumMax, Gated, SmallCNN, TiedLM, seeded
 from tests.snapshots import assert_same, snapshot
 
 SUFFIX = {"pt2": ".pt2", "onnx": ".onnx", "torchscript": ".pt"}
 needs_onnx = pytest.mark.skipif(bool(export_options.missing_onnx_packages()),
                                 reason="the deploy extra (onnx, onnxscript, onnxruntime)")
-
-
-class Gate(nn.Module):
-    """Branches on a tensor's value: data-dependent control flow."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lin = nn.Linear(4, 4)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.lin(x)
-        if y.sum() > 0:
-            return y * 2
-        return -y
-
-
-class Gated(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.inp = nn.Linear(8, 4)
-        self.gate = Gate()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gate(self.inp(x))
-
-
-class CumMax(nn.Module):
-    """Uses an op (aten.cummax) that the ONNX exporter cannot translate."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lin = nn.Linear(4, 4)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cummax(self.lin(x), 1)[0]
 
 
 def load_and_run(path: Path, fmt: str, inputs: torch.Tensor) -> torch.Tensor:
@@ -303,7 +268,7 @@ def test_data_dependent_control_flow_fails_in_one_line_naming_the_module(tmp_pat
     message = str(raised.value)
     assert "\n" not in message
     assert message.startswith(f"{fmt}: cannot export module 'gate' (Gate.forward at "
-                              "test_export.py:")
+                              "models.py:")
     assert "`if y.sum() > 0:`" in message
     assert "data-dependent control flow" in message
     assert not path.exists()

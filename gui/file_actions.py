@@ -26,6 +26,7 @@ from engine.io.atomic import atomic_write_bytes
 from engine.journal import JournalEntry, describe_request, open_request, restore
 from engine.tree import TreeIndex
 
+from .deploy_export import DeployExport
 from .dialogs import base
 
 if TYPE_CHECKING:
@@ -111,6 +112,8 @@ class FileActions(QObject):
         self.export_script_action = self._action("Export Python Script…", self.export_script,
                                                  tip="A plain PyTorch script that makes the "
                                                      "same edits")
+        self.deploy_export = DeployExport(window)
+        self.export_deploy_action = self.deploy_export.action
         self.compare_action = self._action("Compare With File…", self.compare_with_file,
                                            tip="Differences between the document and a file")
         self.quit_action = self._action("Quit", window.close, QKeySequence.StandardKey.Quit)
@@ -140,6 +143,7 @@ class FileActions(QObject):
         menu.addSeparator()
         menu.addAction(self.export_recipe_action)
         menu.addAction(self.export_script_action)
+        menu.addAction(self.export_deploy_action)
         menu.addAction(self.compare_action)
         menu.addSeparator()
         menu.addAction(self.quit_action)
@@ -156,6 +160,7 @@ class FileActions(QObject):
                        self.compare_action):
             action.setEnabled(has)
         self.export_script_action.setEnabled(has and session.mode == "model")
+        self.deploy_export.update_enabled()
 
     # ------------------------------------------------------------------ opening
     def _busy(self) -> bool:

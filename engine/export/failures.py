@@ -28,11 +28,16 @@ MESSAGE_LIMIT = 160
 _OP = re.compile(r"op='([\w.]+)', overload='(\w+)'|torch\.ops\.([\w.]+)|aten::(\w+)")
 
 
-def explain(error: BaseException, model: nn.Module, fmt: str, tool: str) -> str:
-    """One line: `{fmt}: cannot export <where>: <why>`; `tool` names what captures the
-    graph (e.g. torch.export) in the reason."""
+def explain(error: BaseException, model: nn.Module, fmt: str, tool: str,
+            root: nn.Module | None = None) -> str:
+    """One line: `{fmt}: cannot export <where>: <why>`.
+
+    `model` is the module whose submodules are named; `root`, the module handed to the
+    exporter when it is a view of `model` (named as the model); `tool` names what
+    captures the graph (e.g. torch.export) in the reason.
+    """
     chain = _chain(error)
-    where = _model_frame(chain, model) or _fx_node_module(chain)
+    where = _model_frame(chain, model, root) or _fx_node_module(chain)
     why = _reason(chain, tool)
     return f"{fmt}: cannot export {where or 'the model'}: {why}"
 
@@ -55,9 +60,12 @@ def _frames(traceback: TracebackType | None) -> list[TracebackType]:
     return frames
 
 
-def _model_frame(chain: list[BaseException], model: nn.Module) -> str | None:
+def _model_frame(chain: list[BaseException], model: nn.Module,
+                 root: nn.Module | None) -> str | None:
     """The innermost frame running a method of one of the model's modules, described."""
     names = {id(module): name for name, module in model.named_modules(remove_duplicate=False)}
+    if root is not None:
+        names.setdefault(id(root), "")
     best = None
     for error in chain:
         for frame in _frames(error.__traceback__):

@@ -117,7 +117,8 @@ def _export(model: nn.Module, tie_groups: list[list[str]], output: Path,
             except MemoryError:
                 raise ExportError(f"{settings.format}: out of memory while exporting") from None
             except Exception as error:
-                raise ExportError(explain(error, model, settings.format, exporter.tool)) from None
+                raise ExportError(explain(error, source, settings.format, exporter.tool,
+                                          target)) from None
         report(progress, 0.6, "writing")
         with staged_output(output) as staged:
             with _timed(seconds, "save"):

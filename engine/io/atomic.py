@@ -43,9 +43,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield temp
         os.chmod(temp, final_mode(path))
-        _fsync_file(temp)
+        fsync_file(temp)
         os.replace(temp, path)
-        _fsync_folder(folder)
+        fsync_folder(folder)
     except BaseException:
         with contextlib.suppress(OSError):
             temp.unlink()
@@ -98,12 +98,14 @@ def final_mode(path: str | Path, folder: bool = False) -> int:
     return (0o777 if folder else 0o666) & ~current_umask()
 
 
-def _fsync_file(path: Path) -> None:
+def fsync_file(path: Path) -> None:
+    """Flush a file's data to the disk."""
     with open(path, "rb+") as handle:
         os.fsync(handle.fileno())
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (what renames and removals did) to the disk."""
     # Makes the rename itself durable; not possible on every platform (Windows).
     try:
         descriptor = os.open(folder, os.O_RDONLY)
@@ -132,9 +134,11 @@ class StagedFiles:
         self._committed = False
 
     def stage(self, name: str) -> Path:
-        """A new empty temporary file that `commit()` will rename to `folder/name`."""
+        """A new empty temporary file that `commit()` will rename to `folder/name` (`name`
+        may name a file in an existing subfolder: `1_Pooling/config.json`)."""
         final = self.folder / name
-        handle, temp_name = tempfile.mkstemp(prefix=f".{name}{TEMP_MARK}", dir=self.folder)
+        handle, temp_name = tempfile.mkstemp(prefix=f".{final.name}{TEMP_MARK}",
+                                             dir=final.parent)
         os.close(handle)
         self._staged.append((Path(temp_name), final))
         return Path(temp_name)
@@ -147,10 +151,11 @@ class StagedFiles:
         for temp, final in self._staged:
             os.chmod(temp, final_mode(final))
         with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(_fsync_file, [temp for temp, _ in self._staged]))
+            list(pool.map(fsync_file, [temp for temp, _ in self._staged]))
         for temp, final in self._staged:
             os.replace(temp, final)
-        _fsync_folder(self.folder)
+        for folder in {final.parent for _, final in self._staged} | {self.folder}:
+            fsync_folder(folder)
         self._committed = True
         return [final for _, final in self._staged]
 
@@ -189,11 +194,11 @@ def atomic_new_folder(path: str | Path) -> Iterator[Path]:
         yield temp
         for child in temp.iterdir():
             if child.is_file():
-                _fsync_file(child)
+                fsync_file(child)
         os.chmod(temp, final_mode(path, folder=True))
-        _fsync_folder(temp)
+        fsync_folder(temp)
         os.rename(temp, path)
-        _fsync_folder(parent)
+        fsync_folder(parent)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import FileError
+from .folder_files import resolve_inside
 from .torch_files import ZIP_MAGIC, is_torchscript
 
 SAFETENSORS = "safetensors"
@@ -18,12 +19,13 @@ PT = "pt"  # torch.save, zip or legacy format
 PT_INDEX = "pt-index"  # pytorch_model.bin.index.json + shards
 TORCHSCRIPT = "torchscript"
 
-#: weight files of a Hugging Face folder, in the order they are looked for
+#: weight files of a Hugging Face folder, in the order transformers looks for them: a
+#: single file before an index, so a folder that holds both reads as transformers reads it
 HF_WEIGHT_NAMES = (
-    ("model.safetensors.index.json", SAFETENSORS_INDEX),
     ("model.safetensors", SAFETENSORS),
-    ("pytorch_model.bin.index.json", PT_INDEX),
+    ("model.safetensors.index.json", SAFETENSORS_INDEX),
     ("pytorch_model.bin", PT),
+    ("pytorch_model.bin.index.json", PT_INDEX),
 )
 PT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".tar")
 
@@ -92,14 +94,25 @@ def _index_kind(path: Path) -> str:
 
 
 def _detect_folder(folder: Path) -> Detected:
+    found = _find_in_folder(folder)
+    # The weights must be the folder's own: a link that leaves it is refused.
+    resolve_inside(found.path, folder)
+    return found
+
+
+def _find_in_folder(folder: Path) -> Detected:
     for name, kind in HF_WEIGHT_NAMES:
-        if (folder / name).is_file():
+        if (folder / name).is_file() or (folder / name).is_symlink():
             return Detected(kind, folder / name, folder)
     # Other libraries name their weights differently (diffusers, adapters): one index
     # or one weights file in the folder is unambiguous.
-    indexes = sorted(folder.glob("*.safetensors.index.json"))
-    singles = sorted(folder.glob("*.safetensors"))
+    indexes = sorted(p for p in folder.glob("*.safetensors.index.json")
+                     if not p.name.startswith("."))
+    singles = sorted(p for p in folder.glob("*.safetensors") if not p.name.startswith("."))
     if len(indexes) == 1:
+        single = indexes[0].with_name(indexes[0].name[: -len(".index.json")])
+        if single.is_file():  # as transformers: the single file first
+            return Detected(SAFETENSORS, single, folder)
         return Detected(SAFETENSORS_INDEX, indexes[0], folder)
     if not indexes and len(singles) == 1:
         return Detected(SAFETENSORS, singles[0], folder)

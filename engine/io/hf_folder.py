@@ -1,5 +1,5 @@
-"""Hugging Face model folders: the files that are not weights, and models built from
-config.json with transformers (optional; never touches the hub).
+"""Hugging Face model folders: models built from config.json with transformers (optional;
+never touches the hub). The files beside the weights: `engine.io.folder_files`.
 """
 
 from __future__ import annotations
@@ -12,24 +12,8 @@ from torch import nn
 
 from ..errors import ArchError, WeightsmithError
 
-#: file endings of weights, never copied as "other files" (they would be stale)
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack",
-                   ".onnx", ".gguf", ".index.json", ".tar")
 #: the arch spec that means "build from the opened folder's config.json"
 HF_SPEC = "hf"
-
-
-def other_files(folder: Path) -> list[str]:
-    """Names of the regular files in `folder` that are not weights (config, tokenizer...).
-
-    Sub-folders are left out: they hold other formats (onnx/) or other models.
-    """
-    names = []
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and not path.name.lower().endswith(WEIGHT_SUFFIXES) \
-                and not path.name.startswith("."):
-            names.append(path.name)
-    return names
 
 
 #: config.json larger than this is not read to offer an architecture (real ones are a few KB)

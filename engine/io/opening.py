@@ -31,10 +31,11 @@ from ..errors import FileError
 from ..history import DEFAULT_BUDGET_BYTES
 from ..progress import Progress, report
 from ..session import Session
-from . import formats, hf_folder, nested
+from . import folder_files, formats, hf_folder, nested
 from .fill import load_checkpoint, report_problems
 from .origin import set_origin
 from .readers import FROZEN_KEY, Loaded, read_detected
+from .set_commit import family_of_weights
 from .torch_files import load_pickle
 
 #: prefixes that wrappers add to every key: DataParallel/DDP and torch.compile
@@ -139,7 +140,8 @@ def open_session(
     if found.folder is not None:
         source["folder"] = str(found.folder)
         source["weights_name"] = found.path.name
-        source["other_files"] = hf_folder.other_files(found.folder)
+        source["other_files"] = folder_files.names_of(
+            found.folder, family_of_weights(found.path.name).owns)
     _strip(loaded, strip_prefix, arch is not None, found.path)
     frozen = _frozen_names(loaded)
     if frozen:

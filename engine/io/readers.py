@@ -30,6 +30,10 @@ from .torch_files import load_pickle, load_torchscript
 ALIASES_KEY = "weightsmith.aliases"
 FROZEN_KEY = "weightsmith.frozen"
 RECIPE_KEY = "weightsmith.recipe"
+#: in every shard Weightsmith writes: the id of that save
+SAVE_ID_KEY = "weightsmith.save_id"
+#: in the index: {shard file: the save id its header must carry} (null: not checked)
+SHARDS_KEY = "weightsmith.shards"
 
 
 @dataclass
@@ -75,6 +79,7 @@ def read_safetensors(path: Path, progress: Progress | None = None) -> Loaded:
     report(progress, 0.0, f"Reading {path.name}")
     file = StoredFile(path)
     header = read_header(file)
+    file.header_metadata = dict(header.metadata)
     entries = {name: _lazy_slot(source) for name, source in header.sources.items()}
     metadata = dict(header.metadata)
     _restore_aliases(path, entries, metadata.get(ALIASES_KEY))
@@ -93,11 +98,13 @@ def read_safetensors_index(path: Path, progress: Progress | None = None) -> Load
         report(progress, position / len(index.shards), f"Reading {shard}")
         file = StoredFile(index.folder / shard)
         header = read_header(file)
+        file.header_metadata = dict(header.metadata)
         files.append(file)
         for name, source in header.sources.items():
             if name in entries:
                 raise FileError(file.path, f"tensor '{name}' is also in another shard")
             entries[name] = _lazy_slot(source)
+    _check_one_save(path, index.metadata.get(SHARDS_KEY), files)
     missing = [name for name, shard in index.weight_map.items()
                if name not in entries or entries[name].source.file.path.name != shard]
     if missing:
@@ -111,6 +118,25 @@ def read_safetensors_index(path: Path, progress: Progress | None = None) -> Load
     origin = Origin(files=files, metadata=index.metadata, shards=index.shards,
                     shard_of={name: slot.source.file.path.name for name, slot in entries.items()})
     return Loaded(CheckpointState(entries), source, origin)
+
+
+def _check_one_save(path: Path, recorded: Any, files: list[StoredFile]) -> None:
+    """Refuse a set whose shards come from different saves: each shard must carry the save
+    id the index records for it (sets written by other tools record none)."""
+    if recorded is None:
+        return
+    if not isinstance(recorded, dict):
+        raise FileError(path, f"metadata '{SHARDS_KEY}' must map shard files to save ids")
+    by_name = {file.path.name: file for file in files}
+    for shard, expected in recorded.items():
+        file = by_name.get(shard)
+        if expected is None or file is None:
+            continue
+        found = (file.header_metadata or {}).get(SAVE_ID_KEY)
+        if found != expected:
+            raise FileError(path, f"mixed set: shard '{shard}' was written by another save "
+                            f"(save id {found or 'none'}, the index expects {expected}); the "
+                            "folder holds parts of two saves")
 
 
 def _lazy_slot(source: Any) -> Slot:

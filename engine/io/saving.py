@@ -1,15 +1,16 @@
 """Save a Session to any supported format, atomically: `session.save` lands here.
 
-Every file is written to a temporary file in the target folder, fsynced, then renamed
-over the target, so a failed, cancelled or killed save leaves the old file intact. A
-new folder is written as a temporary folder and renamed into place; an existing folder
-gets every file staged first and renamed at the end, the index last.
+Every file is written to a temporary file in the target folder and fsynced; a set of
+files (a sharded set, a folder's weights) is committed as one step, so a failed,
+cancelled or killed save leaves the old set readable and never a mix (see
+`engine.io.set_commit`). A new folder is written as a temporary folder and renamed into
+place.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,12 +21,25 @@ import torch
 from ..errors import FileError
 from ..progress import Progress, report
 from . import formats
-from .atomic import StagedFiles, atomic_new_folder, atomic_path
+from .atomic import StagedFiles, atomic_new_folder
+from .folder_files import copy_regular, kept_files, skipped_note
 from .origin import origin_of
-from .readers import ALIASES_KEY, FROZEN_KEY, RECIPE_KEY
+from .readers import ALIASES_KEY, FROZEN_KEY, RECIPE_KEY, SAVE_ID_KEY, SHARDS_KEY
 from .safetensors_writer import header_bytes, whole_source, write_safetensors
+from .set_commit import (
+    Family,
+    SetCommit,
+    family_of_weights,
+    family_stems,
+    file_family,
+    folder_family,
+    folder_lock,
+    new_save_id,
+    remove_leftovers,
+)
 from .shard_plan import as_opened, by_size, parse_size
 from .sharded import SHARD_NAME, shard_names
+from .sources import StoredFile
 from .stored_items import StoredItem, alias_map, frozen_names, stored_items
 from .torch_writer import save_pt
 
@@ -38,7 +52,7 @@ FOLDER = "folder"
 FORMATS = (SAFETENSORS, PT, FOLDER)
 #: shard size when a sharded output is asked for without a size (Hugging Face's default)
 DEFAULT_SHARD_SIZE = 5 * 10**9
-_WEIGHTSMITH_KEYS = (ALIASES_KEY, FROZEN_KEY, RECIPE_KEY)
+_WEIGHTSMITH_KEYS = (ALIASES_KEY, FROZEN_KEY, RECIPE_KEY, SAVE_ID_KEY, SHARDS_KEY)
 
 
 def save_session(
@@ -188,6 +202,8 @@ class _Job:
         #: tensor names the written weights files hold (what a message may count)
         self.names_written = 0
         self.origin = origin_of(session)
+        #: marks the shards this save writes, and the index that lists them
+        self.save_id = new_save_id()
         self._lock = threading.Lock()
         self._failed = False
 
@@ -243,13 +259,20 @@ class _Job:
         ours = {key: json.dumps(value) for key, value in self.weightsmith_metadata().items()}
         return {"format": "pt", **kept, **ours, **self.extra_metadata}
 
-    def index_metadata(self, total: int) -> dict[str, Any]:
+    def index_metadata(self, total: int, shard_ids: dict[str, str | None]) -> dict[str, Any]:
+        """Metadata of an index: total size, the opened index's, ours, the save ids of the
+        shards (so a mixed set is refused when opened), the caller's."""
         kept = {}
         if self.origin is not None and self.session.source.get("layout") == "sharded":
             kept = {key: value for key, value in self.origin.metadata.items()
                     if key not in _WEIGHTSMITH_KEYS and key != "total_size"}
         return {"total_size": total, **kept, **self.weightsmith_metadata(),
+                SAVE_ID_KEY: self.save_id, SHARDS_KEY: dict(sorted(shard_ids.items())),
                 **self.extra_metadata}
+
+    def shard_metadata(self) -> dict[str, str]:
+        """Metadata of a shard this save writes."""
+        return {"format": "pt", SAVE_ID_KEY: self.save_id}
 
 
 class _OtherShardFailed(Exception):
@@ -275,12 +298,18 @@ def _previous_recipe(origin: Any) -> list[Any]:
 # ---------------------------------------------------------------------- single files
 def _save_pt_file(job: _Job, whole_model: bool, include_extras: bool) -> None:
     report(job.progress, 0.0, f"Writing {job.path.name}")
-    with atomic_path(job.path) as temp:
-        used_wrapper = save_pt(job.session, temp, whole_model=whole_model,
-                               include_extras=include_extras)
-        job.count_names(sum(1 + len(item.aliases) for item in job.items))
-        if job.progress is not None:
-            job.progress.check()
+    folder, name = job.path.parent, job.path.name
+    family = Family((name,), ())
+    with folder_lock(folder):
+        remove_leftovers(folder, family)
+        with SetCommit(folder, family, job.save_id) as commit:
+            used_wrapper = save_pt(job.session, commit.stage(name), whole_model=whole_model,
+                                   include_extras=include_extras)
+            job.count_names(sum(1 + len(item.aliases) for item in job.items))
+            if job.progress is not None:
+                job.progress.check()
+            commit.commit(name)
+        job.notes += commit.notes
     job.done = sum(item.nbytes for item in job.items)
     job.files.append(job.path)
     if used_wrapper:
@@ -289,31 +318,51 @@ def _save_pt_file(job: _Job, whole_model: bool, include_extras: bool) -> None:
 
 def _save_safetensors(job: _Job, shard_bytes: int | None) -> None:
     folder, name = job.path.parent, job.path.name
-    if name.lower().endswith(".index.json"):
-        stem = name[: -len(".index.json")]
-        stem = stem[: -len(".safetensors")] if stem.lower().endswith(".safetensors") else stem
-        plan = _plan(job, shard_bytes, keep=shard_bytes is None)
-        _write_set(job, folder, stem, ".safetensors", plan, name)
-    elif shard_bytes is not None and job.total > shard_bytes:
-        plan = [(group, None) for group in by_size(job.items, shard_bytes)]
-        _write_set(job, folder, job.path.stem, ".safetensors", plan, f"{name}.index.json")
-        job.notes.append(f"sharded into {len(plan)} files; index {name}.index.json")
-    else:
-        with StagedFiles(folder) as staged:
-            job.record(job.path, _stage_file(job, staged, job.path, job.items, ".safetensors",
-                                             job.file_metadata()))
-            staged.commit()
+    with folder_lock(folder):
+        if name.lower().endswith(".index.json"):
+            stem = name[: -len(".index.json")]
+            stem = stem[: -len(".safetensors")] if stem.lower().endswith(".safetensors") else stem
+            family = file_family(stem, ".safetensors", sharded=True)
+            remove_leftovers(folder, family)
+            plan = _plan(job, shard_bytes, keep=shard_bytes is None)
+            _write_set(job, folder, stem, ".safetensors", plan, name, family)
+        elif shard_bytes is not None and job.total > shard_bytes:
+            family = file_family(job.path.stem, ".safetensors", sharded=True)
+            remove_leftovers(folder, family)
+            plan = [(group, None) for group in by_size(job.items, shard_bytes)]
+            _write_set(job, folder, job.path.stem, ".safetensors", plan, f"{name}.index.json",
+                       family)
+            job.notes.append(f"sharded into {len(plan)} files; index {name}.index.json")
+        else:
+            family = file_family(job.path.stem, ".safetensors", sharded=False)
+            remove_leftovers(folder, family)
+            _write_single(job, folder, name, ".safetensors", family)
 
 
-def _stage_file(job: _Job, staged: StagedFiles, final: Path, group: list[StoredItem],
-                suffix: str, metadata: dict[str, str]) -> str:
+def _write_single(job: _Job, folder: Path, name: str, suffix: str, family: Family) -> None:
+    """Write one weights file as the family's new set."""
+    with SetCommit(folder, family, job.save_id) as commit:
+        outcome, _ = _stage_file(job, commit, folder / name, job.items, suffix,
+                                 job.file_metadata())
+        if job.progress is not None:
+            job.progress.check()
+        commit.commit(name)
+    job.record(folder / name, outcome)
+    job.notes += commit.notes
+
+
+def _stage_file(job: _Job, commit: SetCommit, final: Path, group: list[StoredItem],
+                suffix: str, metadata: dict[str, str],
+                shard: bool = False) -> tuple[str, str | None]:
     """Stage one weights file (safetensors or torch.save) for `final`.
 
     A safetensors file that would equal its source byte for byte is copied whole, or
-    left alone when `final` is that very source. Returns 'written', 'copied' or 'kept'.
+    left alone when `final` is that very source; a shard does so with the source's own
+    metadata (and save id). Returns the outcome ('written', 'copied' or 'kept') and the
+    save id the file carries.
     """
     if suffix != ".safetensors":
-        temp = staged.stage(final.name)
+        temp = commit.stage(final.name)
         state: dict[str, torch.Tensor] = {}
         for item in group:
             tensor = item.tensor()
@@ -323,15 +372,29 @@ def _stage_file(job: _Job, staged: StagedFiles, final: Path, group: list[StoredI
         torch.save(state, temp)
         job.count_names(len(state))
         job.advance(sum(item.nbytes for item in group))
-        return "written"
+        return "written", None
+    source = _sole_source(group) if shard else None
+    if source is not None and source.header_metadata is not None:
+        header = header_bytes(group, source.header_metadata, final)
+        if whole_source(group, header) is source:
+            metadata = source.header_metadata  # the whole shard unchanged: keep its bytes
     header = header_bytes(group, metadata, final)
     job.count_names(_header_names(header))
     same = whole_source(group, header)
     if same is not None and same.same_as_path(final):
         job.advance(sum(item.nbytes for item in group))
-        return "kept"  # the file on disk already holds exactly this
-    temp = staged.stage(final.name)
-    return write_safetensors(temp, group, metadata, job.advance)
+        return "kept", metadata.get(SAVE_ID_KEY)  # the file on disk already holds exactly this
+    temp = commit.stage(final.name)
+    return write_safetensors(temp, group, metadata, job.advance), metadata.get(SAVE_ID_KEY)
+
+
+def _sole_source(group: list[StoredItem]) -> StoredFile | None:
+    """The one file every item of `group` still lies in unread, if there is one."""
+    files = {id(item.source.file): item.source.file for item in group
+             if item.source is not None}
+    if len(files) != 1 or any(item.source is None for item in group):
+        return None
+    return next(iter(files.values()))
 
 
 def _header_names(header: bytes) -> int:
@@ -366,39 +429,48 @@ def _shard_file_names(plan: Plan, stem: str, suffix: str, origin: Any) -> list[s
 
 
 def _write_set(job: _Job, folder: Path, stem: str, suffix: str, plan: Plan,
-               index_name: str) -> None:
-    """Write shards and their index into the existing `folder`, committed together
-    (shards first, the index last)."""
+               index_name: str, family: Family) -> None:
+    """Write shards and their index into the existing `folder` as the family's new set,
+    committed as one step (see `engine.io.set_commit`)."""
     names = _shard_file_names(plan, stem, suffix, job.origin)
-    weight_map: dict[str, str] = {}
+    shard_of: dict[str, str] = {}
     total = 0
-    with StagedFiles(folder) as staged:
-        outcomes = _stage_in_parallel(job, staged, [
+    for (group, _), file_name in zip(plan, names, strict=True):
+        for item in group:
+            shard_of[item.name] = file_name
+            total += item.nbytes
+    with SetCommit(folder, family, job.save_id) as commit:
+        results = _stage_in_parallel(job, commit, [
             (folder / file_name, group) for (group, _), file_name in zip(plan, names,
                                                                         strict=True)], suffix)
-        for (group, _), file_name, outcome in zip(plan, names, outcomes, strict=True):
-            job.record(folder / file_name, outcome)
-            for item in group:
-                weight_map[item.name] = file_name
-                total += item.nbytes
-        index = {"metadata": job.index_metadata(total),
-                 "weight_map": dict(sorted(weight_map.items()))}
-        staged.stage(index_name).write_text(json.dumps(index, indent=2) + "\n",
-                                            encoding="utf-8")
+        ids = {file_name: shard_id for file_name, (_, shard_id) in zip(names, results,
+                                                                        strict=True)}
+
+        def index_bytes(on_disk: dict[str, str]) -> bytes:
+            index = {"metadata": job.index_metadata(total, {on_disk[name]: ids[name]
+                                                            for name in names}),
+                     "weight_map": {tensor: on_disk[shard]
+                                    for tensor, shard in sorted(shard_of.items())}}
+            return (json.dumps(index, indent=2) + "\n").encode("utf-8")
+
         if job.progress is not None:
             job.progress.check()
-        staged.commit()
+        on_disk = commit.commit(index_name, names, index_bytes)
+    for file_name, (outcome, _) in zip(names, results, strict=True):
+        job.record(folder / on_disk[file_name], outcome)
     job.files.append(folder / index_name)
-    _remove_stale(folder, stem, suffix, {*names, index_name})
+    job.notes += commit.notes
 
 
-def _stage_in_parallel(job: _Job, staged: StagedFiles, shards: list[tuple[Path, list[StoredItem]]],
-                       suffix: str) -> list[str]:
+def _stage_in_parallel(job: _Job, commit: SetCommit,
+                       shards: list[tuple[Path, list[StoredItem]]],
+                       suffix: str) -> list[tuple[str, str | None]]:
     """Stage the shards, several at a time; the first error (or Cancelled) is raised after
     every writer stopped."""
-    def stage(final: Path, group: list[StoredItem]) -> str:
+    def stage(final: Path, group: list[StoredItem]) -> tuple[str, str | None]:
         try:
-            return _stage_file(job, staged, final, group, suffix, {"format": "pt"})
+            return _stage_file(job, commit, final, group, suffix, job.shard_metadata(),
+                               shard=True)
         except BaseException:
             job.fail()
             raise
@@ -413,19 +485,6 @@ def _stage_in_parallel(job: _Job, staged: StagedFiles, shards: list[tuple[Path, 
     return [future.result() for future in futures]
 
 
-def _remove_stale(folder: Path, stem: str, suffix: str, written: set[str]) -> None:
-    """Remove weight files of the same family that the new ones replace (an old shard
-    count, or a single file where shards are now), so readers never pick a stale one."""
-    candidates = [folder / f"{stem}{suffix}", folder / f"{stem}{suffix}.index.json"]
-    for path in folder.glob(f"{stem}-*-of-*{suffix}"):
-        match = SHARD_NAME.match(path.name)
-        if match and match.group("stem") == stem:
-            candidates.append(path)
-    for path in candidates:
-        if path.name not in written and path.is_file():
-            path.unlink()
-
-
 # ---------------------------------------------------------------------- folders
 def _save_folder(job: _Job, shard_bytes: int | None, weights_format: str | None) -> None:
     source = job.session.source
@@ -438,6 +497,7 @@ def _save_folder(job: _Job, shard_bytes: int | None, weights_format: str | None)
                         "(use safetensors or pt)")
     suffix = ".safetensors" if weights_format == SAFETENSORS else ".bin"
     stem = _folder_stem(source, suffix)
+    family = folder_family(*family_stems(stem, suffix))
     opened_sharded = bool(job.origin is not None and job.origin.shards)
     if shard_bytes is not None:
         plan: Plan = [(group, None) for group in by_size(job.items, shard_bytes)]
@@ -448,33 +508,49 @@ def _save_folder(job: _Job, shard_bytes: int | None, weights_format: str | None)
     if job.path.exists():
         if not job.path.is_dir():
             raise FileError(job.path, "exists and is not a folder")
-        _write_folder(job, job.path, plan, stem, suffix)
+        with folder_lock(job.path):
+            remove_leftovers(job.path, family, every_temporary=True)
+            _write_folder(job, job.path, plan, stem, suffix, family)
         return
-    with atomic_new_folder(job.path) as temp:
-        _write_folder(job, temp, plan, stem, suffix)
-    job.files = [job.path / p.name if p.parent == temp else p for p in job.files]
-    job.copied = [job.path / p.name if p.parent == temp else p for p in job.copied]
+    with folder_lock(job.path.parent):
+        remove_leftovers(job.path.parent, None, names=(job.path.name,))
+        with atomic_new_folder(job.path) as temp:
+            _write_folder(job, temp, plan, stem, suffix, family)
+    job.files = [job.path / p.relative_to(temp) if temp in p.parents else p for p in job.files]
+    job.copied = [job.path / p.relative_to(temp) if temp in p.parents else p
+                  for p in job.copied]
 
 
-def _write_folder(job: _Job, folder: Path, plan: Plan, stem: str, suffix: str) -> None:
+def _write_folder(job: _Job, folder: Path, plan: Plan, stem: str, suffix: str,
+                  family: Family) -> None:
     source = job.session.source
     opened = Path(source["folder"]) if source.get("folder") else None
-    if opened is not None and opened.resolve() != job.path.resolve():
-        with StagedFiles(folder) as staged:
-            for name in source.get("other_files") or []:
-                if (opened / name).is_file():
-                    shutil.copyfile(opened / name, staged.stage(name))
-                    job.files.append(folder / name)
-            staged.commit()
+    if opened is not None and os.path.realpath(opened) != os.path.realpath(job.path):
+        _copy_kept_files(job, opened, folder, family)
     if len(plan) > 1:
-        _write_set(job, folder, stem, suffix, plan, f"{stem}{suffix}.index.json")
+        _write_set(job, folder, stem, suffix, plan, f"{stem}{suffix}.index.json", family)
         return
-    final = folder / f"{stem}{suffix}"
+    _write_single(job, folder, f"{stem}{suffix}", suffix, family)
+
+
+def _copy_kept_files(job: _Job, opened: Path, folder: Path, family: Family) -> None:
+    """Copy every file and subfolder of the opened folder that is not the model's weights,
+    byte for byte, never one from outside it (see `engine.io.folder_files`)."""
+    source_family = family_of_weights(str(job.session.source.get("weights_name") or ""))
+    kept = kept_files(opened, lambda name: family.owns(name) or source_family.owns(name))
     with StagedFiles(folder) as staged:
-        job.record(final, _stage_file(job, staged, final, plan[0][0], suffix,
-                                      job.file_metadata()))
+        for relative in kept.folders:
+            target = folder / relative
+            if target.exists() and not target.is_dir():
+                raise FileError(target, "is a file where the opened folder has a folder")
+            target.mkdir(exist_ok=True)
+        for relative, real in kept.files.items():
+            copy_regular(real, staged.stage(relative))
+            job.files.append(folder / relative)
         staged.commit()
-    _remove_stale(folder, stem, suffix, {final.name})
+    note = skipped_note(kept.skipped)
+    if note:
+        job.notes.append(note)
 
 
 def _folder_stem(source: dict[str, Any], suffix: str) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FileError
+from .folder_files import resolve_inside
 from .json_files import read_json
 
 #: Hugging Face's shard names: model-00001-of-00003.safetensors
@@ -40,7 +41,7 @@ class ShardIndex:
 
 def read_index(path: Path) -> ShardIndex:
     """Read and check an index file: JSON, a weight_map of text to shard files that exist
-    beside it (no paths that leave the folder).
+    beside it (no paths that leave the folder, no links that resolve outside it).
 
     Raises
     ------
@@ -63,8 +64,9 @@ def read_index(path: Path) -> ShardIndex:
                             "only file names beside the index are allowed")
     shards = sorted(set(weight_map.values()))
     for shard in shards:
-        if not (path.parent / shard).is_file():
+        if not (path.parent / shard).is_file() and not (path.parent / shard).is_symlink():
             raise FileError(path, f"shard '{shard}' is missing from {path.parent}")
+        resolve_inside(path.parent / shard, path.parent, "shards")
     return ShardIndex(path, dict(weight_map), metadata, shards)
 
 

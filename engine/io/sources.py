@@ -51,6 +51,9 @@ class StoredFile:
         self.size = stat.st_size
         #: identifies the bytes that were opened (device, inode, size, mtime)
         self.identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        #: the safetensors header's `__metadata__`, once read (a save that copies the whole
+        #: file keeps it, its save id included)
+        self.header_metadata: dict[str, str] | None = None
         self._lock = threading.Lock()
         self._mapping: mmap.mmap | None = None
         self._mapping_failed = False
@@ -65,7 +68,7 @@ class StoredFile:
     def same_as_path(self, path: str | Path) -> bool:
         """Tell whether `path` is still the very file (same inode, size, mtime) opened here."""
         try:
-            stat = os.stat(path)
+            stat = os.lstat(path)  # a link to the file is not the file
         except OSError:
             return False
         return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns) == self.identity

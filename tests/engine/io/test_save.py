@@ -153,11 +153,16 @@ def test_sharded_save_keeps_layout_and_copies_unchanged_shards(tmp_path):
     assert_same_tensors(session_tensors(Session.open(out)), expected)
 
 
-def test_every_shard_has_format_metadata(tmp_path):
+def test_every_shard_has_format_metadata_and_the_save_id(tmp_path):
     Session(checkpoint=mlp_state()).save(tmp_path / "m.safetensors.index.json",
                                          max_shard_size=100)
-    for shard in tmp_path.glob("m-*.safetensors"):
-        assert safe_open(str(shard), "pt").metadata() == {"format": "pt"}
+    index = json.loads((tmp_path / "m.safetensors.index.json").read_text())["metadata"]
+    save_id = index["weightsmith.save_id"]
+    shards = sorted(tmp_path.glob("m-*.safetensors"))
+    assert index["weightsmith.shards"] == {shard.name: save_id for shard in shards}
+    for shard in shards:
+        assert safe_open(str(shard), "pt").metadata() == {"format": "pt",
+                                                          "weightsmith.save_id": save_id}
 
 
 def test_resharding_in_place_removes_stale_shards(tmp_path):

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QMenu, QToolBar
 
 from engine.errors import EditError, WeightsmithError
 from engine.io.atomic import atomic_write_bytes
+from engine.io.file_ties import describe_ties
 from engine.journal import JournalEntry, describe_request, open_request, restore
 from engine.tree import TreeIndex
 
@@ -435,6 +436,8 @@ class FileActions(QObject):
         session = self.window.session
         if session is None or self._busy():
             return
+        if not self._confirm_large_output(session, path, options):
+            return
 
         def job(progress: Any = None) -> Any:
             with session.busy("saving"):
@@ -453,6 +456,8 @@ class FileActions(QObject):
             self.window._update_title()
             notes = result.get("notes") or []
             message = f"Saved {Path(path).name}"
+            if result.get("ties"):
+                message += f" (ties: {describe_ties(result['ties'])})"
             self.window.statusBar().showMessage(message + ("; " + "; ".join(notes)
                                                            if notes else ""), 10000)
             if notes:
@@ -464,6 +469,24 @@ class FileActions(QObject):
                               on_success=saved, on_failure=self.window.show_error,
                               on_cancel=lambda: self.window.statusBar().showMessage(
                                   "Save cancelled; the old file is unchanged", 5000))
+
+    def _confirm_large_output(self, session: Any, path: str, options: dict[str, Any]) -> bool:
+        """Ask before writing a file far bigger than what the document stores (a broadcast
+        view written dense); say yes by adding `allow_large_output` to `options`."""
+        from engine.io.saving import large_output
+
+        try:
+            growth = large_output(session, path, **options)
+        except WeightsmithError:
+            return True  # the save itself reports the problem in one line
+        if growth is None:
+            return True
+        if not base.ask(self.window, "Save", f"Saving {Path(path).name} {growth.message()}. "
+                        "Write it anyway?", "Write", "Cancel"):
+            self.window.statusBar().showMessage("Not saved", 5000)
+            return False
+        options["allow_large_output"] = True
+        return True
 
     def _request_for(self, path: str) -> dict[str, Any]:
         session = self.window.session

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from engine.io.file_ties import describe_ties
+
 from ..documents import add_open_arguments, open_path, progress_bar
 
 
@@ -24,7 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def add_save_arguments(parser: argparse.ArgumentParser) -> None:
-    """--max-shard-size, --format, --weights-format, --no-extras."""
+    """--max-shard-size, --format, --weights-format, --ties, --allow-large-output,
+    --no-extras."""
     parser.add_argument("--max-shard-size", metavar="SIZE",
                         help="shard safetensors output at this size (e.g. 5GB, 500MB)")
     parser.add_argument("--format", choices=("safetensors", "pt", "folder"),
@@ -32,6 +35,14 @@ def add_save_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights-format", choices=("safetensors", "pt"),
                         help="weights inside a folder output (default: as the input folder, "
                         "else safetensors)")
+    parser.add_argument("--ties", choices=("every_name", "once", "hf"),
+                        help="tied tensors: every_name (strict load_state_dict loads it), once "
+                        "(safetensors load_model into a model that ties them), hf "
+                        "(from_pretrained ties them again); default hf for a folder of a "
+                        "model whose config ties them, else every_name")
+    parser.add_argument("--allow-large-output", action="store_true",
+                        help="write a file more than 64x (and 1 GiB) bigger than the stored "
+                        "tensors (broadcast views stored dense); refused without it")
     parser.add_argument("--no-extras", action="store_true",
                         help=".pt output: write the bare state dict, without the checkpoint's "
                         "other entries (epoch, optimizer state)")
@@ -40,7 +51,8 @@ def add_save_arguments(parser: argparse.ArgumentParser) -> None:
 def save_options(args: argparse.Namespace) -> dict:
     """Keyword arguments of `Session.save` from the save arguments."""
     options = {"format": args.format, "weights_format": args.weights_format,
-               "include_extras": not args.no_extras}
+               "include_extras": not args.no_extras, "ties": args.ties,
+               "allow_large_output": args.allow_large_output}
     if args.max_shard_size is not None:
         size = args.max_shard_size
         options["max_shard_size"] = int(size) if size.isdigit() else size
@@ -63,5 +75,7 @@ def report_saved(result: dict) -> None:
     copied = f", {len(result['copied'])} unchanged file(s) copied" if result["copied"] else ""
     print(f"wrote {result['path']} ({result['tensors']} tensors, "
           f"{result['bytes'] / 2**20:,.1f} MiB{copied})")
+    if result.get("ties"):
+        print(f"ties: {describe_ties(result['ties'])}")
     for note in result["notes"]:
         sys.stderr.write(f"note: {note}\n")

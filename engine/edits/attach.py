@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ..arch import DEFAULT_SEED, build_model
 from ..errors import ArchError, EditError
 from ..io import hf_folder
+from ..io.file_ties import retie_model
 from ..io.fill import load_checkpoint, report_problems
 from ..mode_change import ModeChange
 from .base import Edit, register
@@ -58,6 +59,9 @@ class Attach(Edit):
         frozen = set(session.source.get("frozen") or [])
         report = load_checkpoint(model, stored, frozen,
                                  hf=hf_folder.is_hf_spec(self.spec["arch"]))
+        # The checkpoint's ties (shown in its tie groups) stay ties in the model.
+        retie_model(model, [[name.removeprefix(prefix) for name in group]
+                            for group in session.checkpoint.tie_groups()])
         problems = report_problems(report)
         if not report["loaded"]:
             example = next(iter(stored), "?")

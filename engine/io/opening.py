@@ -32,6 +32,7 @@ from ..history import DEFAULT_BUDGET_BYTES
 from ..progress import Progress, report
 from ..session import Session
 from . import folder_files, formats, hf_folder, nested
+from .file_ties import retie_model
 from .fill import load_checkpoint, report_problems
 from .origin import set_origin
 from .readers import FROZEN_KEY, Loaded, read_detected
@@ -151,6 +152,9 @@ def open_session(
         model = _build(arch, arch_args, seed, found.folder)
         fill = load_checkpoint(model, loaded.state.entries, frozen,
                                hf=hf_folder.is_hf_spec(arch))
+        tied = retie_model(model, _file_ties(loaded, hf_folder.is_hf_spec(arch)))
+        if tied:
+            source["retied"] = tied
         # Every name is in the listing already; the report keeps what did not fit.
         source["load_report"] = {**fill, "loaded": len(fill["loaded"])}
         problems = report_problems(fill)
@@ -168,6 +172,17 @@ def open_session(
     session.source = source
     set_origin(session, loaded.origin)
     return session
+
+
+def _file_ties(loaded: Loaded, hf: bool) -> list[list[str]]:
+    """Names the file holds as one tensor, to tie again in the model: every tie of the file
+    (a user's tie, saved by Weightsmith or torch.save); for `hf`, whose loading follows
+    transformers, only those a Weightsmith save recorded."""
+    groups = loaded.state.tie_groups()
+    if not hf:
+        return groups
+    recorded = {tuple(group) for group in loaded.origin.recorded_ties}
+    return [group for group in groups if tuple(group) in recorded]
 
 
 def _build(arch: str, arch_args: dict[str, Any] | None, seed: int,
@@ -198,6 +213,8 @@ def _strip(loaded: Loaded, strip_prefix: bool | str | None, for_model: bool, pat
     loaded.state = CheckpointState(renamed, loaded.state.extras)
     loaded.origin.shard_of = {name[len(prefix):] if name.startswith(prefix) else name: shard
                               for name, shard in loaded.origin.shard_of.items()}
+    loaded.origin.recorded_ties = [[name[len(prefix):] if name.startswith(prefix) else name
+                                    for name in group] for group in loaded.origin.recorded_ties]
     loaded.source["stripped_prefix"] = prefix
 
 

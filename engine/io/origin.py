@@ -32,6 +32,8 @@ class Origin:
     metadata : safetensors `__metadata__` (single file) or the index's `metadata`
     shard_of : tensor name -> shard file name, for sharded sets (a save keeps the layout)
     shards : the shard file names in order, for sharded sets
+    recorded_ties : names a Weightsmith save recorded as one tensor (its aliases and
+        `weightsmith.ties` metadata), tied again in model mode whatever the model does
     """
 
     wrapper: Any = None
@@ -40,6 +42,7 @@ class Origin:
     metadata: dict[str, Any] = field(default_factory=dict)
     shard_of: dict[str, str] = field(default_factory=dict)
     shards: list[str] = field(default_factory=list)
+    recorded_ties: list[list[str]] = field(default_factory=list)
 
 
 _ORIGINS: weakref.WeakKeyDictionary[Session, Origin] = weakref.WeakKeyDictionary()

@@ -20,6 +20,7 @@ from ..checkpoint import CheckpointState, Slot
 from ..errors import FileError
 from ..progress import Progress, report
 from . import formats, nested
+from .file_ties import TIES_KEY, restore_ties
 from .origin import Origin
 from .safetensors_header import read_header
 from .sharded import read_index
@@ -83,10 +84,15 @@ def read_safetensors(path: Path, progress: Progress | None = None) -> Loaded:
     entries = {name: _lazy_slot(source) for name, source in header.sources.items()}
     metadata = dict(header.metadata)
     _restore_aliases(path, entries, metadata.get(ALIASES_KEY))
+    notes = restore_ties(path, entries, metadata.get(TIES_KEY))
     report(progress, 1.0, f"Read {path.name}")
     source = {"path": str(path), "format": formats.SAFETENSORS, "layout": "single",
               "metadata": metadata}
-    return Loaded(CheckpointState(entries), source, Origin(files=[file], metadata=metadata))
+    if notes:
+        source["notes"] = notes
+    loaded = Loaded(CheckpointState(entries), source, Origin(files=[file], metadata=metadata))
+    loaded.origin.recorded_ties = loaded.state.tie_groups()
+    return loaded
 
 
 def read_safetensors_index(path: Path, progress: Progress | None = None) -> Loaded:
@@ -111,13 +117,19 @@ def read_safetensors_index(path: Path, progress: Progress | None = None) -> Load
         name = missing[0]
         raise FileError(path, f"the index puts '{name}' in {index.weight_map[name]}, "
                         "which does not hold it")
+    shard_of = {name: slot.source.file.path.name for name, slot in entries.items()}
     _restore_aliases(path, entries, index.metadata.get(ALIASES_KEY))
+    notes = restore_ties(path, entries, index.metadata.get(TIES_KEY))
     report(progress, 1.0, f"Read {len(index.shards)} shards")
     source = {"path": str(path), "format": formats.SAFETENSORS_INDEX, "layout": "sharded",
               "shards": index.shards, "metadata": _json_ready(index.metadata)}
+    if notes:
+        source["notes"] = notes
     origin = Origin(files=files, metadata=index.metadata, shards=index.shards,
-                    shard_of={name: slot.source.file.path.name for name, slot in entries.items()})
-    return Loaded(CheckpointState(entries), source, origin)
+                    shard_of=shard_of)
+    loaded = Loaded(CheckpointState(entries), source, origin)
+    origin.recorded_ties = loaded.state.tie_groups()
+    return loaded
 
 
 def _check_one_save(path: Path, recorded: Any, files: list[StoredFile]) -> None:

@@ -16,6 +16,7 @@ import torch
 
 from ..errors import FileError
 from .dtypes import TORCH_TO_SAFETENSORS, dtype_name
+from .growth import dense_chunks
 from .safetensors_header import MAX_HEADER_BYTES
 from .sources import CHUNK, StoredFile, copy_range, write_all
 from .stored_items import StoredItem
@@ -107,7 +108,7 @@ def write_safetensors(target: Path, items: list[StoredItem], metadata: dict[str,
             if stored is not None:
                 copy_in_chunks(stored.file, stored.offset, stored.nbytes, fd, advance)
             else:
-                write_tensor(fd, item.tensor(), advance)
+                write_tensor(fd, item.raw(), advance)
         return "written"
     finally:
         os.close(fd)
@@ -125,14 +126,8 @@ def copy_in_chunks(file: StoredFile, offset: int, nbytes: int, fd: int,
 
 
 def write_tensor(fd: int, tensor: torch.Tensor, advance: Advance) -> None:
-    """Write a contiguous CPU tensor's bytes, a chunk at a time."""
-    if tensor.numel() == 0:
-        return
-    flat = tensor.reshape(-1).view(torch.uint8)
-    total = flat.numel()
-    done = 0
-    while done < total:
-        count = min(CHUNK, total - done)
-        write_all(fd, memoryview(flat[done:done + count].numpy()))
-        done += count
-        advance(count)
+    """Write a CPU tensor's bytes in row-major order, a chunk at a time (a view that is not
+    contiguous, such as a broadcast, is never made contiguous whole)."""
+    for chunk in dense_chunks(tensor, CHUNK):
+        write_all(fd, memoryview(chunk.numpy()))
+        advance(chunk.numel())

@@ -22,7 +22,9 @@ from ..errors import FileError
 from ..progress import Progress, report
 from . import formats
 from .atomic import StagedFiles, atomic_new_folder
+from .file_ties import EVERY_NAME, TIE_MODES, TIES_KEY, TiePlan, plan_ties
 from .folder_files import copy_regular, kept_files, skipped_note
+from .growth import Growth, check_growth, growth_of
 from .origin import origin_of
 from .readers import ALIASES_KEY, FROZEN_KEY, RECIPE_KEY, SAVE_ID_KEY, SHARDS_KEY
 from .safetensors_writer import header_bytes, whole_source, write_safetensors
@@ -40,7 +42,7 @@ from .set_commit import (
 from .shard_plan import as_opened, by_size, parse_size
 from .sharded import SHARD_NAME, shard_names
 from .sources import StoredFile
-from .stored_items import StoredItem, alias_map, frozen_names, stored_items
+from .stored_items import StoredItem, frozen_names, stored_items
 from .torch_writer import save_pt
 
 if TYPE_CHECKING:
@@ -52,7 +54,7 @@ FOLDER = "folder"
 FORMATS = (SAFETENSORS, PT, FOLDER)
 #: shard size when a sharded output is asked for without a size (Hugging Face's default)
 DEFAULT_SHARD_SIZE = 5 * 10**9
-_WEIGHTSMITH_KEYS = (ALIASES_KEY, FROZEN_KEY, RECIPE_KEY, SAVE_ID_KEY, SHARDS_KEY)
+_WEIGHTSMITH_KEYS = (ALIASES_KEY, FROZEN_KEY, RECIPE_KEY, SAVE_ID_KEY, SHARDS_KEY, TIES_KEY)
 
 
 def save_session(
@@ -66,6 +68,8 @@ def save_session(
     metadata: dict[str, str] | None = None,
     include_extras: bool = True,
     weights_format: str | None = None,
+    ties: str | None = None,
+    allow_large_output: bool = False,
     mark_saved: bool = True,
 ) -> dict[str, Any]:
     """Write the document to `path`, atomically.
@@ -84,13 +88,20 @@ def save_session(
         hyper-parameters) back around the state dict
     weights_format : folder output: 'safetensors' or 'pt' weights; default the opened
         folder's, else safetensors
+    ties : how tied tensors are stored (see `engine.io.file_ties`): 'every_name' (strict
+        `load_state_dict(load_file(p))` loads it), 'once' (`safetensors.torch.load_model`
+        into a model that ties them), 'hf' (transformers reties what it ties itself);
+        default 'hf' for a folder of a model whose config ties tensors, else 'every_name'
+    allow_large_output : write a file more than 64x (and 1 GiB) bigger than the stored
+        tensors (broadcast views written dense); refused without it (see `engine.io.growth`)
     mark_saved : mark the session unmodified afterwards
 
     Returns
     -------
     `{"path", "format", "files": [written paths], "copied": [unchanged files copied or
-    kept], "bytes", "tensors": names the weights files hold, "notes": [things a user
-    should know, e.g. extras not saved]}`
+    kept], "bytes", "tensors": names the weights files hold, "ties": how ties were stored
+    (None without ties: see `TiePlan.summary`), "notes": [things a user should know, e.g.
+    extras not saved]}`
 
     Raises
     ------
@@ -109,6 +120,8 @@ def save_session(
             isinstance(key, str) and isinstance(value, str) for key, value in metadata.items())):
         raise FileError(path, "metadata: expected text keys mapped to text values")
     job = _Job(session, path, progress, metadata)
+    job.plan_ties(ties, kind)
+    job.allow_large_output = allow_large_output
     try:
         if kind == FOLDER:
             _save_folder(job, shard_bytes, weights_format)
@@ -129,7 +142,20 @@ def save_session(
     return {"path": str(path), "format": kind, "files": [str(p) for p in job.files],
             "copied": [str(p) for p in job.copied],
             "bytes": sum(item.nbytes for item in job.items), "tensors": job.names_written,
-            "notes": job.notes}
+            "ties": job.ties.summary() if job.ties.groups_count else None, "notes": job.notes}
+
+
+def large_output(session: Session, path: str | Path, **options: Any) -> Growth | None:
+    """What a save with these options would write past the growth limits (a broadcast view
+    written dense), so a caller can ask before saving with `allow_large_output=True`;
+    None when the save needs no confirmation."""
+    path = Path(path).expanduser()
+    kind = target_kind(path, options.get("format"))
+    if kind == PT or (kind == FOLDER and options.get("weights_format") == PT):
+        return None
+    job = _Job(session, path, None)
+    job.plan_ties(options.get("ties"), kind)
+    return growth_of(job.items)
 
 
 #: endings of the files each format writes (a folder has none)
@@ -194,6 +220,7 @@ class _Job:
         self.path = path
         self.progress = progress
         self.items = stored_items(session)
+        self.ties = TiePlan(EVERY_NAME, self.items)
         self.total = sum(item.nbytes for item in self.items) or 1
         self.done = 0
         self.files: list[Path] = []
@@ -204,6 +231,7 @@ class _Job:
         self.origin = origin_of(session)
         #: marks the shards this save writes, and the index that lists them
         self.save_id = new_save_id()
+        self.allow_large_output = False
         self._lock = threading.Lock()
         self._failed = False
 
@@ -219,6 +247,19 @@ class _Job:
             self.done += nbytes
             report(self.progress, min(self.done / self.total, 0.999),
                    f"Writing {self.path.name}")
+
+    def plan_ties(self, mode: str | None, kind: str) -> None:
+        """Decide how tied tensors are stored (.pt: every name over one storage)."""
+        if kind == PT:
+            if mode not in (None, *TIE_MODES):
+                raise FileError(self.path, f"ties: unknown '{mode}' (use {', '.join(TIE_MODES)})")
+            self.ties = TiePlan(EVERY_NAME, self.items,
+                                groups_count=sum(1 for item in self.items if item.aliases))
+            self.ties.loads_with = "torch.load gives every name, over one storage"
+            return
+        self.ties = plan_ties(self.session, self.items, mode, kind == FOLDER, self.path)
+        self.items = self.ties.items
+        self.total = sum(item.nbytes for item in self.items) or 1
 
     def count_names(self, count: int) -> None:
         """Add the tensor names one written (or kept) weights file holds."""
@@ -237,9 +278,10 @@ class _Job:
     def weightsmith_metadata(self) -> dict[str, Any]:
         """Ties, freeze state and recipe, as JSON values."""
         values: dict[str, Any] = {}
-        aliases = alias_map(self.items)
-        if aliases:
-            values[ALIASES_KEY] = aliases
+        if self.ties.aliases:
+            values[ALIASES_KEY] = self.ties.aliases
+        if self.ties.groups:
+            values[TIES_KEY] = self.ties.groups
         frozen = frozen_names(self.session)
         if frozen:
             values[FROZEN_KEY] = frozen
@@ -318,6 +360,7 @@ def _save_pt_file(job: _Job, whole_model: bool, include_extras: bool) -> None:
 
 def _save_safetensors(job: _Job, shard_bytes: int | None) -> None:
     folder, name = job.path.parent, job.path.name
+    check_growth(job.items, job.path, job.allow_large_output)
     with folder_lock(folder):
         if name.lower().endswith(".index.json"):
             stem = name[: -len(".index.json")]
@@ -365,7 +408,7 @@ def _stage_file(job: _Job, commit: SetCommit, final: Path, group: list[StoredIte
         temp = commit.stage(final.name)
         state: dict[str, torch.Tensor] = {}
         for item in group:
-            tensor = item.tensor()
+            tensor = item.raw()  # torch.save keeps a view a view: no dense copy
             state[item.name] = tensor
             for alias in item.aliases:
                 state[alias] = tensor  # one storage on disk, a tie again when read back
@@ -496,6 +539,8 @@ def _save_folder(job: _Job, shard_bytes: int | None, weights_format: str | None)
         raise FileError(job.path, f"weights_format: unknown '{weights_format}' "
                         "(use safetensors or pt)")
     suffix = ".safetensors" if weights_format == SAFETENSORS else ".bin"
+    if suffix == ".safetensors":
+        check_growth(job.items, job.path, job.allow_large_output)
     stem = _folder_stem(source, suffix)
     family = folder_family(*family_stems(stem, suffix))
     opened_sharded = bool(job.origin is not None and job.origin.shards)

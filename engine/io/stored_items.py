@@ -47,9 +47,14 @@ class StoredItem:
 
     def tensor(self) -> torch.Tensor:
         """The values (read from disk for a lazy Slot), detached, on the CPU, contiguous."""
+        return self.raw().contiguous()
+
+    def raw(self) -> torch.Tensor:
+        """The values, detached, on the CPU, as they are laid out (a broadcast view stays a
+        view: writers go through it a chunk at a time)."""
         value = self.slot.tensor if self.slot is not None else self.tensor_value
         assert value is not None
-        return value.detach().to("cpu").contiguous()
+        return value.detach().to("cpu")
 
 
 def stored_items(session: Session) -> list[StoredItem]:

@@ -13,10 +13,11 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QWidget
 
 from engine.errors import FileError
 from engine.io import saving
+from engine.io.file_ties import tie_choices
 
 from . import base
 from .fields import Field, FormDialog, combo, line_edit
@@ -80,6 +81,17 @@ class SaveDialog(FormDialog):
                                 self)
         self.extras.setChecked(True)
         self.form.addRow(self.extras)
+        self.ties = QComboBox(self)
+        self.ties_note = QLabel(self)
+        self.ties_note.setWordWrap(True)
+        self._tie_choices: dict[bool, list[dict[str, Any]]] = {}
+        self.ties.currentIndexChanged.connect(self._on_ties)
+        if session.tie_groups():
+            self.form.addRow("Tied tensors:", self.ties)
+            self.form.addRow("", self.ties_note)
+        else:
+            self.ties.hide()
+            self.ties_note.hide()
         self.finish_layout()
         self.format_field.widget.currentTextChanged.connect(self._on_format)
         self.path_field.widget.textChanged.connect(self._on_path_edited)
@@ -113,6 +125,7 @@ class SaveDialog(FormDialog):
         self.shard_size.setEnabled(not pt)
         self.whole_model.setEnabled(pt and self.session.model is not None)
         self.extras.setEnabled(pt)
+        self._fill_ties(fmt)
         if self._syncing:
             return
         path = Path(self.path())
@@ -128,6 +141,34 @@ class SaveDialog(FormDialog):
                 self.path_field.set_text(str(_without_ending(path)) + FORMATS[fmt])
         finally:
             self._syncing = False
+
+    def _fill_ties(self, fmt: str) -> None:
+        """Offer the ways ties can be stored, each with its cost and the loader it is for."""
+        if self.ties.isHidden():
+            return
+        if fmt == "pt":
+            self.ties.clear()
+            self.ties.addItem("Every name, one storage (torch.save)", None)
+            self.ties.setEnabled(False)
+            self.ties_note.setText("torch.load gives every name over one storage.")
+            return
+        folder = fmt == "folder"
+        if folder not in self._tie_choices:
+            self._tie_choices[folder] = tie_choices(self.session, folder)
+        self.ties.setEnabled(True)
+        self.ties.clear()
+        for choice in self._tie_choices[folder]:
+            self.ties.addItem(_tie_label(choice), choice["mode"])
+            if choice["default"]:
+                self.ties.setCurrentIndex(self.ties.count() - 1)
+        self._on_ties()
+
+    def _on_ties(self, *args: object) -> None:
+        mode = self.ties.currentData()
+        choice = next((c for folder in self._tie_choices.values() for c in folder
+                       if c["mode"] == mode), None)
+        self.ties_note.setText(f"{choice['loads_with'][0].upper()}{choice['loads_with'][1:]}."
+                               if choice else "")
 
     def path(self) -> str:
         return str(Path(self.path_field.text().strip()).expanduser())
@@ -173,7 +214,25 @@ class SaveDialog(FormDialog):
                 options["whole_model"] = True
             if not self.extras.isChecked():
                 options["include_extras"] = False
+        elif not self.ties.isHidden() and self.ties.currentData():
+            options["ties"] = self.ties.currentData()
         return options
+
+
+def _tie_label(choice: dict[str, Any]) -> str:
+    if choice["mode"] == "every_name":
+        return f"Under every name (+{_size(choice['extra_bytes'])})"
+    if choice["mode"] == "once":
+        return "Once, the other names in metadata (+0 B)"
+    left = ", ".join(choice["left_out"]) or "nothing"
+    return f"As transformers saves them (leaves out {left}; +{_size(choice['extra_bytes'])})"
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{count / scale:,.1f} {unit}"
+    return f"{count} B"
 
 
 def _without_ending(path: Path) -> Path:

@@ -26,8 +26,10 @@ def test_apply_writes_safetensors_with_ties_stored_once(tmp_path):
         {"op": "init", "targets": ["block"], "method": "zeros"},
         {"op": "freeze", "targets": ["embed"]}]}))
     output = tmp_path / "out.safetensors"
-    result = run("apply", str(recipe), "--arch", f"{MODELS_FILE}:TiedLM", "--output", str(output))
+    result = run("apply", str(recipe), "--arch", f"{MODELS_FILE}:TiedLM", "--output", str(output),
+                 "--ties", "once")
     assert result.returncode == 0, result.stderr
+    assert "ties: 1 group stored once" in result.stdout
     with safe_open(str(output), "pt") as handle:
         keys = set(handle.keys())
         metadata = handle.metadata()

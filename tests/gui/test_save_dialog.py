@@ -95,3 +95,55 @@ def test_save_as_suggests_an_edited_name_and_asks_before_replacing(make_window, 
     assert dialogs.questions == []  # both questions were asked
     assert torch.equal(torch.load(source, weights_only=True)["classifier.2.bias"],
                        seeded(SmallCNN).state_dict()["classifier.2.bias"] * 4)
+
+
+def test_the_dialog_shows_the_cost_of_ties_and_writes_the_choice(make_window, qtbot, tmp_path,
+                                                                 dialogs):
+    import torchvision
+    from safetensors.torch import load_model
+
+    torch.manual_seed(0)
+    session = Session(torchvision.models.resnet18())
+    session.apply({"op": "tie", "target": "layer1.0.conv2.weight",
+                   "source": "layer1.0.conv1.weight"})
+    window = make_window(session)
+    seen = {}
+
+    def choose_once(dialog):
+        dialog.path_field.set_text(str(tmp_path / "r.safetensors"))
+        seen["labels"] = [dialog.ties.itemText(i) for i in range(dialog.ties.count())]
+        seen["default"] = dialog.ties.currentData()
+        seen["note"] = dialog.ties_note.text()
+        dialog.ties.setCurrentIndex(dialog.ties.findData("once"))
+
+    dialogs.answer(choose_once)
+    window.file_actions.save_as_action.trigger()
+    target = tmp_path / "r.safetensors"
+    wait_saved(qtbot, window, target)
+    assert seen["default"] == "every_name"
+    assert seen["labels"][0] == "Under every name (+144.0 KiB)"  # 64*64*3*3 float32
+    assert "load_state_dict" in seen["note"]
+    model = torchvision.models.resnet18()
+    model.layer1[0].conv2.weight = model.layer1[0].conv1.weight
+    load_model(model, str(target))  # stored once, as chosen
+    assert "layer1.0.conv2.weight" not in load_file(str(target))
+
+
+def test_saving_a_broadcast_view_dense_asks_first(make_window, tmp_path, dialogs, monkeypatch):
+    from gui.dialogs import base
+
+    session = Session(checkpoint={"w": torch.zeros(1).expand(2**16, 2**16)})  # 16 GiB dense
+    window = make_window(session)
+    target = tmp_path / "v.safetensors"
+    asked = []
+
+    def refuse(*args, **kwargs):
+        asked.append(args[2])
+        return False
+
+    monkeypatch.setattr(base, "ask", refuse)
+    window.file_actions.save_to(str(target), {})
+    assert len(asked) == 1
+    assert "would write 17.2 GB from 4 B" in asked[0]
+    assert not window.tasks.busy
+    assert not target.exists()

@@ -68,9 +68,9 @@ def test_unedited_safetensors_saves_byte_identical(tmp_path):
     assert result["copied"] == [str(tmp_path / "b.safetensors")]
 
 
-def test_ties_are_stored_once_and_named_in_metadata(tmp_path):
+def test_ties_stored_once_on_request_are_named_in_metadata(tmp_path):
     session = Session(checkpoint=tied_state())
-    session.save(tmp_path / "lm.safetensors")
+    session.save(tmp_path / "lm.safetensors", ties="once")
     with safe_open(str(tmp_path / "lm.safetensors"), "pt") as handle:
         assert "lm_head.weight" not in list(handle.keys())
         metadata = handle.metadata()

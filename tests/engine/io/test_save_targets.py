@@ -86,3 +86,43 @@ def test_a_file_saved_over_another_keeps_its_mode(tmp_path, umask_022):
     session.save(folder, max_shard_size=100)
     assert stat.S_IMODE(os.stat(shards[0]).st_mode) == 0o664
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o750
+
+
+def test_a_broadcast_view_is_not_silently_written_dense(tmp_path):
+    from engine.io import safetensors_writer
+
+    view = torch.zeros(1).expand(10**6, 10**6)  # 4 bytes stored, 4 TB logical
+    torch.save({"w": view, "b": torch.ones(2)}, tmp_path / "tiny.pt")
+    assert (tmp_path / "tiny.pt").stat().st_size < 4000
+    session = Session.open(tmp_path / "tiny.pt")
+    with pytest.raises(FileError, match=r"would write 4\.0 TB from 12 B of stored tensors: "
+                       r"'w' is a broadcast view .*allow_large_output") as caught:
+        session.save(tmp_path / "big.safetensors")
+    assert "\n" not in str(caught.value)
+    with pytest.raises(FileError, match="are free there"):
+        session.save(tmp_path / "big.safetensors", allow_large_output=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.pt"]
+    session.save(tmp_path / "again.pt")  # torch.save keeps the view: no confirmation
+    assert (tmp_path / "again.pt").stat().st_size < 4000
+    # Confirmed and with room, the dense bytes stream out a chunk at a time.
+    medium = torch.arange(3.0).expand(2**17, 3).t()  # 12 B stored, 4.5 MiB written
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(safetensors_writer, "CHUNK", 1000)
+    try:
+        Session(checkpoint={"m": medium}).save(tmp_path / "m.safetensors")
+    finally:
+        monkey.undo()
+    assert torch.equal(load_file(str(tmp_path / "m.safetensors"))["m"], medium.contiguous())
+
+
+def test_the_cli_asks_for_a_flag_before_writing_a_huge_file(tmp_path, capsys):
+    from cli.main import main
+
+    torch.save({"w": torch.zeros(1).expand(2**16, 2**16)}, tmp_path / "v.pt")  # 16 GiB dense
+    code = main(["convert", str(tmp_path / "v.pt"), str(tmp_path / "v.safetensors")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "unexpected" not in err
+    assert err.count("\n") == 1
+    assert "--allow-large-output" in err
+    assert not (tmp_path / "v.safetensors").exists()

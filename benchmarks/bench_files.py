@@ -4,7 +4,12 @@
    torch and lists names and shapes with `safe_open` alone; time and peak memory.
 2. Edit one tensor and save to a new folder (`main.py apply`, whole process) against
    `cp -r` of the set (and `cp -r` + `sync`, since a save fsyncs); time and peak memory.
-3. One 3 GiB tensor: open, sampled statistics, edit one element, save, in one process.
+3. Edit one tensor and save over the opened set (in place): the atomic set commit.
+4. One 3 GiB tensor: open, sampled statistics, edit one element, save, in one process.
+
+With `--compare-tree DIR` (a checkout of an earlier version, e.g. `git archive REV | tar -x
+-C DIR`), saves 2 and 3 are also timed with that version's `main.py`, interleaved, so a
+change's cost is a ratio measured in the same run.
 
 Run: .venv/bin/python benchmarks/bench_files.py [--size-gb 8] [--tensors 2000] [--repeats 3]
 Data goes to benchmarks/_data/ (git-ignored) and is deleted afterwards unless --keep.
@@ -102,18 +107,24 @@ def listing(folder: Path, repeats: int) -> dict[str, list[tuple[float, int]]]:
     return results
 
 
-def edit_and_save(folder: Path, repeats: int, target: str) -> dict[str, list[tuple[float, int]]]:
+def edit_and_save(folder: Path, repeats: int, target: str,
+                  before: Path | None = None) -> dict[str, list[tuple[float, int]]]:
     recipe = DATA / "edit_one.json"
     recipe.write_text(json.dumps({"weightsmith_recipe": 1, "edits": [
         {"op": "scale", "targets": [target], "value": 2.0}]}))
     out = DATA / "out"
-    commands = {  # apply last: its output is checked afterwards
+    commands = {
         "torch import": [sys.executable, "-c", "import torch"],
         "cp -r": ["cp", "-r", str(folder), str(out)],
         "cp -r + sync": ["sh", "-c", f"cp -r '{folder}' '{out}' && sync"],
-        "apply": [sys.executable, "main.py", "apply", str(recipe), "--input", str(folder),
-                  "--output", str(out), "--quiet"],
     }
+    if before is not None:
+        commands["apply (before)"] = [sys.executable, str(before / "main.py"), "apply",
+                                      str(recipe), "--input", str(folder), "--output",
+                                      str(out), "--quiet"]
+    # apply last: its output is checked afterwards
+    commands["apply"] = [sys.executable, "main.py", "apply", str(recipe), "--input",
+                         str(folder), "--output", str(out), "--quiet"]
     results: dict[str, list[tuple[float, int]]] = {name: [] for name in commands}
     for _ in range(repeats):
         for name, command in commands.items():
@@ -128,6 +139,27 @@ def edit_and_save(folder: Path, repeats: int, target: str) -> dict[str, list[tup
             or report["removed"]:
         raise RuntimeError(f"the saved set is not the input with one edit: {report}")
     shutil.rmtree(out, ignore_errors=True)
+    return results
+
+
+def save_in_place(folder: Path, repeats: int, target: str,
+                  before: Path | None = None) -> dict[str, list[tuple[float, int]]]:
+    """Edit one tensor and save over the opened set; `scale` by 1.0 reads and rewrites the
+    tensor's shard while the set's contents stay the same from run to run."""
+    recipe = DATA / "edit_in_place.json"
+    recipe.write_text(json.dumps({"weightsmith_recipe": 1, "edits": [
+        {"op": "scale", "targets": [target], "value": 1.0}]}))
+    trees = {"apply in place": ROOT}
+    if before is not None:
+        trees["apply in place (before)"] = before
+    results: dict[str, list[tuple[float, int]]] = {name: [] for name in trees}
+    for _ in range(repeats):
+        for name, tree in trees.items():
+            subprocess.run(["sync"], check=True)
+            elapsed, peak, _ = measured([sys.executable, str(tree / "main.py"), "apply",
+                                         str(recipe), "--input", str(folder), "--output",
+                                         str(folder), "--quiet"])
+            results[name].append((elapsed, peak))
     return results
 
 
@@ -159,6 +191,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep benchmarks/_data")
     parser.add_argument("--skip-big-tensor", action="store_true")
+    parser.add_argument("--compare-tree", type=Path, metavar="DIR",
+                        help="an earlier checkout whose saves are timed alongside")
     args = parser.parse_args()
     DATA.mkdir(parents=True, exist_ok=True)
     try:
@@ -167,8 +201,10 @@ def main() -> None:
         print(f"set ready in {time.perf_counter() - start:.0f} s: {info}", flush=True)
         listed = listing(folder, args.repeats)
         print("listing", listed, flush=True)
-        saved = edit_and_save(folder, args.repeats, info["edit_target"])
+        saved = edit_and_save(folder, args.repeats, info["edit_target"], args.compare_tree)
         print("save", saved, flush=True)
+        in_place = save_in_place(folder, args.repeats, info["edit_target"], args.compare_tree)
+        print("in place", in_place, flush=True)
         shutil.rmtree(DATA / "set", ignore_errors=True)
         big = None
         if not args.skip_big_tensor:
@@ -178,10 +214,10 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(DATA, ignore_errors=True)
-    write_fragment("files", fragment(args, info, listed, saved, big))
+    write_fragment("files", fragment(args, info, listed, saved, in_place, big))
 
 
-def fragment(args, info, listed, saved, big) -> str:
+def fragment(args, info, listed, saved, in_place, big) -> str:
     import torch
 
     lines = [
@@ -216,9 +252,10 @@ def fragment(args, info, listed, saved, big) -> str:
         "| command | time | peak memory |",
         "| --- | --- | --- |",
     ]
-    for name in ("cp -r", "cp -r + sync", "torch import", "apply"):
-        lines.append(f"| `{name}` | {spread(saved[name])} | "
-                     f"{med(saved[name], 1) / MIB:.0f} MiB |")
+    for name in ("cp -r", "cp -r + sync", "torch import", "apply (before)", "apply"):
+        if name in saved:
+            lines.append(f"| `{name}` | {spread(saved[name])} | "
+                         f"{med(saved[name], 1) / MIB:.0f} MiB |")
     cp_t = med(saved["cp -r"], 0)
     sync_t = med(saved["cp -r + sync"], 0)
     apply_t, apply_m = med(saved["apply"], 0), med(saved["apply"], 1)
@@ -236,6 +273,25 @@ def fragment(args, info, listed, saved, big) -> str:
         "range of the runs in brackets; the virtual disk is shared and noisy.",
         "",
     ]
+    if "apply (before)" in saved:
+        lines += [f"`apply (before)` is the version in `{args.compare_tree.name}`, run "
+                  "interleaved with this one: this version takes "
+                  f"**{apply_t / med(saved['apply (before)'], 0):.2f}x** its time.", ""]
+    lines += [
+        "### Edit one tensor and save over the opened set (`apply --input SET --output SET`)",
+        "",
+        "| command | time | peak memory |",
+        "| --- | --- | --- |",
+    ]
+    for name, values in in_place.items():
+        lines.append(f"| `{name}` | {spread(values)} | {med(values, 1) / MIB:.0f} MiB |")
+    if "apply in place (before)" in in_place:
+        ratio = med(in_place["apply in place"], 0) / med(in_place["apply in place (before)"], 0)
+        lines += ["", f"This version / the earlier one: **{ratio:.2f}x**. The edited shard is "
+                  "rewritten (its other tensors copied in the kernel), the others are left as "
+                  "they are; the atomic set commit adds, per rewritten shard, one rename to a "
+                  "save-unique name, one hard link and one removal, and a second index."]
+    lines.append("")
     if big is not None:
         result, peak = big
         lines += [

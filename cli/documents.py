@@ -89,6 +89,8 @@ def open_path(args: argparse.Namespace, path: str, *, arch: bool = True) -> Sess
             progress=bar,
         )
     report_load(session)
+    for note in session.source.get("notes") or []:  # what the reader noticed (engine.io)
+        sys.stderr.write(f"note: {note}\n")
     return session
 
 

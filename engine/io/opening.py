@@ -143,6 +143,12 @@ def open_session(
         source["weights_name"] = found.path.name
         source["other_files"] = folder_files.names_of(
             found.folder, family_of_weights(found.path.name).owns)
+        others = [name for name, _ in formats.HF_WEIGHT_NAMES
+                  if name != found.path.name and (found.folder / name).exists()]
+        if others:
+            source.setdefault("notes", []).append(
+                f"the folder also holds {', '.join(others)}; {found.path.name} is read, as "
+                "transformers reads it (a save into the folder removes the others)")
     _strip(loaded, strip_prefix, arch is not None, found.path)
     frozen = _frozen_names(loaded)
     if frozen:

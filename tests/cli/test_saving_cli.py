@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import torch
 
 from cli.main import main
@@ -23,3 +25,18 @@ def test_convert_refuses_a_format_that_contradicts_the_name(tmp_path, capsys):
     assert err.count("\n") == 1
     assert err.startswith(f"error: {tmp_path / 'out.safetensors'}: format 'pt' contradicts")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.pt"]
+
+
+def test_a_folder_with_two_forms_says_which_it_reads(tmp_path, capsys):
+    from engine.session import Session
+
+    folder = tmp_path / "model"
+    Session(checkpoint={"w": torch.zeros(4), "v": torch.zeros(4)}).save(folder, max_shard_size=16)
+    assert (folder / "model.safetensors.index.json").is_file()
+    Session(checkpoint={"w": torch.ones(4)}).save(tmp_path / "single.safetensors")
+    (folder / "model.safetensors").write_bytes((tmp_path / "single.safetensors").read_bytes())
+    code, out, err = cli(capsys, "inspect", folder, "--json")
+    assert code == 0, err
+    assert json.loads(out)["totals"]["stored_tensors"] == 1  # the single file's "w"
+    assert "note: the folder also holds model.safetensors.index.json; model.safetensors is " \
+        "read, as transformers reads it" in err

@@ -170,7 +170,8 @@ def test_a_mixed_set_is_refused(tmp_path):
 
 def test_a_single_file_beside_an_old_index_reads_as_transformers_reads_it(tmp_path):
     folder = tmp_path / "model"
-    Session(checkpoint={"w": torch.zeros(4)}).save(folder, max_shard_size=8)
+    Session(checkpoint={"w": torch.zeros(4), "v": torch.zeros(4)}).save(folder, max_shard_size=16)
+    assert (folder / "model.safetensors.index.json").is_file()
     Session(checkpoint={"w": torch.ones(4)}).save(tmp_path / "single.safetensors")
     shutil.copy(tmp_path / "single.safetensors", folder / "model.safetensors")
     assert torch.equal(Session.open(folder).tensor("w"), torch.ones(4))
@@ -180,7 +181,7 @@ def test_a_single_file_beside_an_old_index_reads_as_transformers_reads_it(tmp_pa
 
 def test_leftovers_of_a_killed_save_are_removed_by_the_next(tmp_path):
     folder = tmp_path / "model"
-    Session(checkpoint={"w": torch.zeros(4)}).save(folder, max_shard_size=8)
+    Session(checkpoint={"w": torch.zeros(4), "v": torch.zeros(4)}).save(folder, max_shard_size=16)
     (folder / ".model.safetensors.index.json.weightsmith-tmp-abc").write_bytes(b"x" * 100)
     (folder / "model-00001-of-00002.weightsmith-0123abcd.safetensors").write_bytes(b"x")
     (folder / "notes.txt").write_text("mine")

@@ -399,7 +399,9 @@ class Session:
             raise EditError("group: groups do not nest")
         group = self._group = _OpenGroup(label, [], Transaction(self._invalidate))
         try:
-            yield
+            # Views hear the group's value and flag changes once, merged, at its end.
+            with self.events.paused():
+                yield
         except BaseException:
             self._group = None
             changes = list(group.tx.changes)

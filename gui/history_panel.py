@@ -17,6 +17,8 @@ from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, Q
 
 from engine.errors import EditError
 
+from .listening import SessionListener
+
 if TYPE_CHECKING:
     from engine.session import Session
 
@@ -34,6 +36,7 @@ class HistoryPanel(QListWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session: Session | None = None
+        self._listener = SessionListener(self, history_changed=self._on_history_changed)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setUniformItemSizes(True)
         self.itemClicked.connect(self._on_item_clicked)
@@ -42,11 +45,8 @@ class HistoryPanel(QListWidget):
 
     def set_session(self, session: Session | None) -> None:
         """Show the history of `session`; disconnects from the previous one."""
-        if self.session is not None:
-            self.session.events.history_changed.disconnect(self._on_history_changed)
         self.session = session
-        if session is not None:
-            session.events.history_changed.connect(self._on_history_changed)
+        self._listener.follow(session)
         self._on_history_changed()
 
     def _on_history_changed(self) -> None:

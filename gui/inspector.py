@@ -29,6 +29,7 @@ from engine.listing import dtype_name
 from engine.tree import ancestors
 
 from .formatting import format_bytes, format_count, format_number, format_shape
+from .listening import SessionListener
 from .task_runner import in_background
 from .values_table import ValuesTable
 from .workers import Task
@@ -114,6 +115,9 @@ class Inspector(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session: Session | None = None
+        self._listener = SessionListener(self, tensors_changed=self._on_tensors_changed,
+                                         flags_changed=self._on_tensors_changed,
+                                         structure_changed=self._on_structure_changed)
         self.path: str | None = None
         self._task: Task | None = None
         self._refresh_timer = QTimer(self)
@@ -199,16 +203,8 @@ class Inspector(QWidget):
     # ------------------------------------------------------------------ session
     def set_session(self, session: Session | None) -> None:
         """Inspect `session`; disconnects from the previous one."""
-        if self.session is not None:
-            events = self.session.events
-            events.tensors_changed.disconnect(self._on_tensors_changed)
-            events.flags_changed.disconnect(self._on_tensors_changed)
-            events.structure_changed.disconnect(self._on_structure_changed)
         self.session = session
-        if session is not None:
-            session.events.tensors_changed.connect(self._on_tensors_changed)
-            session.events.flags_changed.connect(self._on_tensors_changed)
-            session.events.structure_changed.connect(self._on_structure_changed)
+        self._listener.follow(session)
         self.show_path(None)
 
     def close_session(self) -> None:

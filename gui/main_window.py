@@ -46,6 +46,7 @@ from .formatting import format_bytes, format_count, format_short_count
 from .history_panel import HistoryPanel
 from .icons import icon
 from .inspector import Inspector
+from .listening import SessionListener
 from .plots.panel import PlotPanel
 from .settings import Settings
 from .task_runner import TaskRunner, in_background
@@ -155,6 +156,10 @@ class MainWindow(QMainWindow):
         self.settings = settings or Settings()
         self.journal = journal or Journal()
         self.session: Session | None = None
+        self._listener = SessionListener(
+            self, history_changed=self._on_history_changed, notice=self._on_notice,
+            tensors_changed=self._on_document_changed, flags_changed=self._on_document_changed,
+            structure_changed=self._on_document_changed)
         #: how the document was opened (an engine.journal open request), for the journal
         self.request: dict[str, Any] | None = None
         #: where Save writes without asking (None: Save asks for a place)
@@ -378,17 +383,9 @@ class MainWindow(QMainWindow):
 
         `tree` may be an index of the session warmed in the worker that opened it.
         """
-        old = self.session
         if self._frozen_for_gc:
             gc.unfreeze()  # the old document may now be collected like anything else
             self._frozen_for_gc = False
-        if old is not None:
-            events = old.events
-            events.history_changed.disconnect(self._on_history_changed)
-            events.notice.disconnect(self._on_notice)
-            for event in (events.tensors_changed, events.flags_changed,
-                          events.structure_changed):
-                event.disconnect(self._on_document_changed)
         self.session = session
         self.request = request
         self.document_path = path
@@ -400,13 +397,8 @@ class MainWindow(QMainWindow):
         self.history_panel.set_session(session)
         self.plots.set_session(session)
         self.training.set_session(session)
+        self._listener.follow(session)
         if session is not None:
-            events = session.events
-            events.history_changed.connect(self._on_history_changed)
-            events.notice.connect(self._on_notice)
-            for event in (events.tensors_changed, events.flags_changed,
-                          events.structure_changed):
-                event.connect(self._on_document_changed)
             self.tree.expand_path("")
             self.journal.opened(request)
         else:

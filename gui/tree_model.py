@@ -36,6 +36,7 @@ from PySide6.QtGui import QFont
 from engine.tree import NodeInfo, TreeIndex, ancestors
 
 from .icons import node_icon
+from .listening import SessionListener
 
 if TYPE_CHECKING:
     from engine.session import Session
@@ -85,6 +86,10 @@ class TreeModel(QAbstractItemModel):
     def __init__(self, session: Session | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.session: Session | None = None
+        self._listener = SessionListener(
+            self, structure_about_to_change=self._on_structure_about_to_change,
+            structure_changed=self._on_structure_changed, tensors_changed=self._on_tensors_changed,
+            flags_changed=self._on_flags_changed)
         self.tree: TreeIndex | None = None
         self._root = _Node(None, None, 0)
         self._nodes: dict[str, _Node] = {}
@@ -107,7 +112,6 @@ class TreeModel(QAbstractItemModel):
         `tree` may be an index of `session` prepared (warmed) in a worker thread.
         """
         self.beginResetModel()
-        self._disconnect()
         self.session = session
         if session is None:
             self.tree = None
@@ -117,26 +121,12 @@ class TreeModel(QAbstractItemModel):
             self.tree = TreeIndex(session)
         self._filter = None
         self._clear_nodes()
-        if session is not None:
-            events = session.events
-            events.structure_about_to_change.connect(self._on_structure_about_to_change)
-            events.structure_changed.connect(self._on_structure_changed)
-            events.tensors_changed.connect(self._on_tensors_changed)
-            events.flags_changed.connect(self._on_flags_changed)
+        self._listener.follow(session)
         self.endResetModel()
 
     def close(self) -> None:
         """Stop listening to the session (the view is going away)."""
         self.set_session(None)
-
-    def _disconnect(self) -> None:
-        if self.session is None:
-            return
-        events = self.session.events
-        events.structure_about_to_change.disconnect(self._on_structure_about_to_change)
-        events.structure_changed.disconnect(self._on_structure_changed)
-        events.tensors_changed.disconnect(self._on_tensors_changed)
-        events.flags_changed.disconnect(self._on_flags_changed)
 
     def _clear_nodes(self) -> None:
         self._root = _Node(None, None, 0)

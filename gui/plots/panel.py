@@ -29,6 +29,7 @@ from engine.paths import under
 from engine.session import Session
 
 from ..elided_label import ElidedLabel
+from ..listening import SessionListener
 from .filters import FilterGridView
 from .heatmap import HeatmapView
 from .histogram import HistogramView
@@ -86,6 +87,8 @@ class PlotPanel(QWidget):
         self.preview_side = preview_side
         self.max_bins = max_bins
         self._session: Session | None = None
+        self._listener = SessionListener(self, tensors_changed=self._forward_tensors_changed,
+                                         structure_changed=self._forward_structure_changed)
         self._name: str | None = None
         self._tensor: torch.Tensor | None = None
         #: what the histogram on screen counted, and the state before the last change
@@ -177,15 +180,11 @@ class PlotPanel(QWidget):
         """Show plots of `session` (None: nothing); stop listening to the previous one."""
         if session is self._session:
             return
-        self._disconnect()
         self.jobs.cancel_all()
         self._session = session
         self._overview_drawn = False
         self.overview_view.clear("")
-        if session is not None:
-            events = session.events
-            events.tensors_changed.connect(self._forward_tensors_changed)
-            events.structure_changed.connect(self._forward_structure_changed)
+        self._listener.follow(session)
         self.show_tensor(None)
         if self.tabs.currentWidget() is self.overview_view:
             self._request_overview()
@@ -220,24 +219,11 @@ class PlotPanel(QWidget):
         self.jobs.shutdown()
         super().closeEvent(event)
 
-    def _disconnect(self) -> None:
-        """Stop listening to the session (pure Python: safe after the widget was deleted)."""
-        if self._session is not None:
-            events = self._session.events
-            events.tensors_changed.disconnect(self._forward_tensors_changed)
-            events.structure_changed.disconnect(self._forward_structure_changed)
-
     def _forward_tensors_changed(self, names: list[str]) -> None:
-        try:
-            self._tensors_changed.emit(list(names))
-        except RuntimeError:  # deleted with its parent, never closed: stop listening
-            self._disconnect()
+        self._tensors_changed.emit(list(names))
 
     def _forward_structure_changed(self, path: str) -> None:
-        try:
-            self._structure_changed.emit(path)
-        except RuntimeError:
-            self._disconnect()
+        self._structure_changed.emit(path)
 
     # ------------------------------------------------------------------ session events
     def _on_tensors_changed(self, names: list[str]) -> None:

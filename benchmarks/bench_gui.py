@@ -152,7 +152,7 @@ def bench_tree(app, folder: Path, repeats: int) -> None:
     opened = time.perf_counter()
     session = Session.open(str(path))
     open_ms = (time.perf_counter() - opened) * 1000
-    assert len(session.tensor_names()) == 100_000
+    assert len(session.document.tensor_names()) == 100_000
     window = make_window()
     shown, expand_wide, expand_one, warm, cold = [], [], [], [], []
     for _ in range(repeats):
@@ -199,7 +199,7 @@ def bench_tree(app, folder: Path, repeats: int) -> None:
     eager = QStandardItemModel()
     root = eager.invisibleRootItem()
     items: dict[str, QStandardItem] = {}
-    for name in session.tensor_names():
+    for name in session.document.tensor_names():
         parent = root
         prefix = ""
         for part in name.split("."):

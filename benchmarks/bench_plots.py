@@ -315,7 +315,7 @@ def _measure_3gib(app: QApplication, panel: PlotPanel, session: Session) -> None
     warm_first, warm = first_picture(app, panel, "huge.weight", timeout=600)
     growth = rss_anon_mib() - before
     start = time.perf_counter()
-    huge = session.tensor("huge.weight")
+    huge = session.document.tensor("huge.weight")
     summary = stats.tensor_stats(huge)
     stats_time = time.perf_counter() - start
     naive = best_of(lambda: torch.histc(huge, bins=100), repeat=1)

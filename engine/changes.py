@@ -1,47 +1,113 @@
-"""Primitive reversible changes, and the transaction that records them.
+"""Primitive reversible changes, and the transaction that applies and records them.
 
-Every edit is built from a few primitives, each of which can be undone and redone
-exactly: values written into a tensor, an entry of a dict swapped (a parameter,
-buffer or submodule of a module; a name of a checkpoint), a plain attribute set.
-Undo and redo *swap* the stored state with the live one, so a primitive always
-holds exactly one copy of the state that is not live, and the objects that come
-back are the very same objects that left (identity is what lets an optimizer that
-holds a parameter keep working after an undo).
+Every edit is built from a few primitives, each of which mutates the document in
+`apply()` and puts it back in `revert()`: values written into tensors, a tensor's data
+replaced, a flag or attribute set, an entry of a dict swapped (a parameter, buffer or
+submodule of a module; a name of a checkpoint), a dict's contents replaced, the whole
+document replaced. After the first apply, apply and revert *swap* the stored state
+with the live one (`SwapChange`), so a change always holds exactly one copy of the
+state that is not live, and the objects that come back are the very same objects
+that left (identity is what lets an optimizer that holds a parameter keep working).
 
-A `Transaction` applies primitives one by one and, if the edit fails part-way,
-reverts the ones that already ran, newest first: a failed edit leaves no trace.
+A `Transaction` applies changes one by one, tells views about structure changes
+around the very mutation (about-to-change, then changed), and, if the edit fails
+part-way, reverts the changes that already ran, newest first: a failed edit leaves
+no trace. History steps undo and redo through `run_change` too, so the events are
+the same whichever way a change goes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
-_MISSING = object()  # marks "the key was absent" in a dict swap
+#: called as notify("about" | "done", path) around a structure change
+Notify = Callable[[str, str], None]
+
+_MISSING = object()  # marks "the attribute was absent" in an attribute swap
 
 
 class Change:
-    """A change that has been applied and can be undone and redone."""
+    """A change of the document that can be applied and reverted, again and again.
 
-    #: kind of notification a view needs: "values", "flags" or "structure"
+    Subclasses implement `apply` (the first call makes the change; later calls
+    re-apply it, for redo) and `revert`.
+    """
+
+    #: kind of notification a view needs: "values", "flags", "structure", or several
+    #: joined by "+" ("values+flags" for a tie)
     kind: str = "values"
     #: tensor or module names a view should refresh
     names: tuple[str, ...] = ()
     #: for structure changes: the dotted node whose children change
     structure_path: str | None = None
+    #: other paths of the same node (its parent module is shared): told after it
+    also_paths: tuple[str, ...] = ()
 
-    def undo(self) -> None:
+    def apply(self) -> None:
         raise NotImplementedError
 
-    def redo(self) -> None:
+    def revert(self) -> None:
         raise NotImplementedError
+
+    @property
+    def moves_objects(self) -> bool:
+        """Whether the change may move objects (name lookups must be rebuilt)."""
+        return True
 
     @property
     def nbytes(self) -> int:
         """Bytes of tensor data this change keeps alive only for undo/redo."""
         return 0
+
+
+class SwapChange(Change):
+    """A change that swaps one piece of live state with the one it holds.
+
+    Subclasses implement `_read` and `_write` of the live state; the change is
+    constructed with the new state, and every apply or revert swaps.
+    """
+
+    def __init__(self, new: Any) -> None:
+        self._other = new
+
+    def _read(self) -> Any:
+        raise NotImplementedError
+
+    def _write(self, value: Any) -> None:
+        raise NotImplementedError
+
+    def _swap(self) -> None:
+        live = self._read()
+        self._write(self._other)
+        self._other = live
+
+    def apply(self) -> None:
+        self._swap()
+
+    def revert(self) -> None:
+        self._swap()
+
+
+def run_change(change: Change, action: Callable[[], None], notify: Notify | None) -> None:
+    """Run `action` (the change's apply or revert), announced to views when it is a
+    structure change: about-to-change and changed at its path, then at its other paths."""
+    path = change.structure_path
+    if notify is None or path is None:
+        action()
+        return
+    notify("about", path)
+    try:
+        action()
+    finally:
+        notify("done", path)
+    # Each pair stays adjacent (a Qt model handles one change at a time); the other
+    # paths of a shared parent just rebuild from the new state.
+    for other in change.also_paths:
+        notify("about", other)
+        notify("done", other)
 
 
 def _region_nbytes(tensor: torch.Tensor) -> int:
@@ -63,121 +129,191 @@ def object_nbytes(obj: object) -> int:
     return 0
 
 
-class ValueChange(Change):
+def _read_region(tensor: torch.Tensor, index: Any) -> torch.Tensor:
+    with torch.no_grad():
+        if index is None:
+            return tensor.detach().clone()
+        return tensor.detach()[index].clone()
+
+
+def _write_region(tensor: torch.Tensor, index: Any, values: torch.Tensor) -> None:
+    with torch.no_grad():
+        if index is None:
+            tensor.copy_(values)
+        else:
+            tensor[index] = values
+
+
+class ValueChange(SwapChange):
     """Values written into (a region of) a tensor in place.
 
     Only the region is stored, so a one-element edit of a huge tensor costs a few bytes.
+
+    Parameters
+    ----------
+    tensor : the live tensor
+    index : the region (None: the whole tensor)
+    values : broadcastable to the region; cast to the tensor's dtype and device
+    names : every name of the tensor (aliases included)
     """
 
     kind = "values"
 
-    def __init__(self, tensor: torch.Tensor, index: Any, names: tuple[str, ...]) -> None:
+    def __init__(self, tensor: torch.Tensor, index: Any, values: torch.Tensor,
+                 names: tuple[str, ...]) -> None:
+        with torch.no_grad():
+            region = values.to(device=tensor.device, dtype=tensor.dtype)
+        super().__init__(region)
         self.tensor = tensor
-        self.index = index  # None: the whole tensor
+        self.index = index
         self.names = names
-        self._saved = self._read()
 
     def _read(self) -> torch.Tensor:
-        with torch.no_grad():
-            if self.index is None:
-                return self.tensor.detach().clone()
-            return self.tensor.detach()[self.index].clone()
+        return _read_region(self.tensor, self.index)
 
-    def _write(self, values: torch.Tensor) -> None:
-        with torch.no_grad():
-            if self.index is None:
-                self.tensor.copy_(values)
-            else:
-                self.tensor[self.index] = values
-
-    def _swap(self) -> None:
-        live = self._read()
-        self._write(self._saved)
-        self._saved = live
-
-    undo = _swap
-    redo = _swap
+    def _write(self, value: torch.Tensor) -> None:
+        # The first write may broadcast; what is kept from then on is the region itself.
+        _write_region(self.tensor, self.index, value)
 
     @property
-    def nbytes(self) -> int:
-        return _region_nbytes(self._saved)
-
-
-class DataChange(Change):
-    """A tensor's `.data` replaced (a cast or resize that keeps the Parameter object)."""
-
-    kind = "values"
-
-    def __init__(self, tensor: torch.Tensor, new_data: torch.Tensor, names: tuple[str, ...]):
-        self.tensor = tensor
-        self.names = names
-        self._other = tensor.data
-        tensor.data = new_data
-
-    def _swap(self) -> None:
-        live = self.tensor.data
-        self.tensor.data = self._other
-        self._other = live
-
-    undo = _swap
-    redo = _swap
+    def moves_objects(self) -> bool:
+        return False
 
     @property
     def nbytes(self) -> int:
         return _region_nbytes(self._other)
 
 
-class FlagChange(Change):
+class InPlaceChange(Change):
+    """Several whole tensors changed in place by one function (an initializer, a scale,
+    a module's `reset_parameters`, a merge of tensors read from files).
+
+    The first apply copies every tensor, then calls `mutate()`; if it raises, every
+    tensor is written back before the error propagates. Later applies and reverts
+    swap the copies with the live values.
+
+    Parameters
+    ----------
+    tensors : (tensor, its names) for every tensor `mutate` may change, each once
+    mutate : changes those tensors in place (under `torch.no_grad()`)
+    """
+
+    kind = "values"
+
+    def __init__(self, tensors: list[tuple[torch.Tensor, tuple[str, ...]]],
+                 mutate: Callable[[], None]) -> None:
+        self.tensors = [tensor for tensor, _ in tensors]
+        self.names = tuple(dict.fromkeys(name for _, names in tensors for name in names))
+        self._mutate: Callable[[], None] | None = mutate
+        self._other: list[torch.Tensor] = []
+
+    def apply(self) -> None:
+        if self._mutate is None:
+            self._swap()
+            return
+        saved = [_read_region(tensor, None) for tensor in self.tensors]
+        try:
+            with torch.no_grad():
+                self._mutate()
+        except BaseException:
+            for tensor, values in zip(self.tensors, saved, strict=True):
+                _write_region(tensor, None, values)
+            raise
+        self._other = saved
+        self._mutate = None
+
+    def revert(self) -> None:
+        self._swap()
+
+    def _swap(self) -> None:
+        live = [_read_region(tensor, None) for tensor in self.tensors]
+        for tensor, values in zip(self.tensors, self._other, strict=True):
+            _write_region(tensor, None, values)
+        self._other = live
+
+    @property
+    def moves_objects(self) -> bool:
+        return False
+
+    @property
+    def nbytes(self) -> int:
+        return sum(_region_nbytes(tensor) for tensor in self._other)
+
+
+class DataChange(SwapChange):
+    """A tensor's `.data` replaced (a cast or resize that keeps the Parameter object)."""
+
+    kind = "values"
+
+    def __init__(self, tensor: torch.Tensor, new_data: torch.Tensor, names: tuple[str, ...]):
+        super().__init__(new_data)
+        self.tensor = tensor
+        self.names = names
+
+    def _read(self) -> torch.Tensor:
+        return self.tensor.data
+
+    def _write(self, value: torch.Tensor) -> None:
+        self.tensor.data = value
+
+    @property
+    def nbytes(self) -> int:
+        return _region_nbytes(self._other)
+
+
+class FlagChange(SwapChange):
     """`requires_grad` of a tensor set."""
 
     kind = "flags"
 
     def __init__(self, tensor: torch.Tensor, requires_grad: bool, names: tuple[str, ...]):
+        super().__init__(requires_grad)
         self.tensor = tensor
         self.names = names
-        self._other = tensor.requires_grad
-        tensor.requires_grad_(requires_grad)
 
-    def _swap(self) -> None:
-        live = self.tensor.requires_grad
-        self.tensor.requires_grad_(self._other)
-        self._other = live
+    def _read(self) -> bool:
+        return self.tensor.requires_grad
 
-    undo = _swap
-    redo = _swap
+    def _write(self, value: bool) -> None:
+        self.tensor.requires_grad_(value)
+
+    @property
+    def moves_objects(self) -> bool:
+        return False
 
 
-class AttrChange(Change):
+class AttrChange(SwapChange):
     """A plain attribute of an object set (a module's `training` flag, a marker)."""
 
     def __init__(
         self, obj: object, attr: str, value: Any, kind: str, names: tuple[str, ...]
     ) -> None:
+        super().__init__(value)
         self.obj = obj
         self.attr = attr
         self.kind = kind
         self.names = names
-        self._other = getattr(obj, attr, _MISSING)
-        setattr(obj, attr, value)
 
-    def _swap(self) -> None:
-        live = getattr(self.obj, self.attr, _MISSING)
-        if self._other is _MISSING:
+    def _read(self) -> Any:
+        return getattr(self.obj, self.attr, _MISSING)
+
+    def _write(self, value: Any) -> None:
+        if value is _MISSING:
             delattr(self.obj, self.attr)
         else:
-            setattr(self.obj, self.attr, self._other)
-        self._other = live
-
-    undo = _swap
-    redo = _swap
+            setattr(self.obj, self.attr, value)
 
 
-class ItemChange(Change):
+class ItemChange(SwapChange):
     """One entry of a dict replaced in place, keeping its position.
 
-    Used for `module._parameters[name]`, `module._buffers[name]` and
-    `module._modules[name]`: writing to an existing key of a dict keeps the key's
-    position, so `named_parameters()` order survives undo.
+    Used for `module._parameters[name]`, `module._buffers[name]`,
+    `module._modules[name]` and a checkpoint's names: writing to an existing key of a
+    dict keeps the key's position, so `named_parameters()` order survives undo.
+
+    Raises
+    ------
+    KeyError : the key is not in the mapping (positions are kept only for keys that exist)
     """
 
     def __init__(
@@ -188,44 +324,23 @@ class ItemChange(Change):
         kind: str,
         names: tuple[str, ...],
         structure_path: str | None = None,
-        emit: Callable[[str, str], None] | None = None,
         also_paths: tuple[str, ...] = (),
     ) -> None:
         if key not in mapping:
-            raise KeyError(key)  # positions are kept only for keys that exist
+            raise KeyError(key)
+        super().__init__(value)
         self.mapping = mapping
         self.key = key
         self.kind = kind
         self.names = names
         self.structure_path = structure_path
-        #: other paths of the same node (its parent module is shared): told afterwards
         self.also_paths = also_paths
-        self._emit = emit
-        self._other = mapping[key]
-        self._set(value)
 
-    def _set(self, value: Any) -> None:
-        if self._emit is not None and self.structure_path is not None:
-            self._emit("about", self.structure_path)
-            try:
-                self.mapping[self.key] = value
-            finally:
-                self._emit("done", self.structure_path)
-            # Each pair stays adjacent (a Qt model handles one change at a time); the
-            # other paths of a shared parent just rebuild from the new state.
-            for path in self.also_paths:
-                self._emit("about", path)
-                self._emit("done", path)
-        else:
-            self.mapping[self.key] = value
+    def _read(self) -> Any:
+        return self.mapping[self.key]
 
-    def _swap(self) -> None:
-        live = self.mapping[self.key]
-        self._set(self._other)
-        self._other = live
-
-    undo = _swap
-    redo = _swap
+    def _write(self, value: Any) -> None:
+        self.mapping[self.key] = value
 
     @property
     def nbytes(self) -> int:
@@ -234,7 +349,7 @@ class ItemChange(Change):
         return object_nbytes(self._other)
 
 
-class ContentsChange(Change):
+class ContentsChange(SwapChange):
     """The whole contents of an ordered dict replaced (renames, deletions, insertions).
 
     Only references are stored, so a rename among 100,000 names costs two lists of
@@ -243,69 +358,92 @@ class ContentsChange(Change):
 
     kind = "structure"
 
-    def __init__(
-        self,
-        mapping: dict[str, Any],
-        new_items: list[tuple[str, Any]],
-        structure_path: str,
-        emit: Callable[[str, str], None] | None,
-        names: tuple[str, ...] = (),
-        owned_bytes: int = 0,
-    ) -> None:
+    def __init__(self, mapping: dict[str, Any], new_items: list[tuple[str, Any]],
+                 structure_path: str, names: tuple[str, ...] = (),
+                 owned_bytes: int = 0) -> None:
+        super().__init__(new_items)
         self.mapping = mapping
         self.structure_path = structure_path
         self.names = names
-        self._emit = emit
         self._owned_bytes = owned_bytes
-        self._other = list(mapping.items())
-        self._set(new_items)
 
-    def _set(self, items: list[tuple[str, Any]]) -> None:
-        if self._emit is not None:
-            self._emit("about", self.structure_path)
-        try:
-            self.mapping.clear()
-            self.mapping.update(items)
-        finally:
-            if self._emit is not None:
-                self._emit("done", self.structure_path)
+    def _read(self) -> list[tuple[str, Any]]:
+        return list(self.mapping.items())
 
-    def _swap(self) -> None:
-        live = list(self.mapping.items())
-        self._set(self._other)
-        self._other = live
-
-    undo = _swap
-    redo = _swap
+    def _write(self, value: list[tuple[str, Any]]) -> None:
+        self.mapping.clear()
+        self.mapping.update(value)
 
     @property
     def nbytes(self) -> int:
         return self._owned_bytes
 
 
+class DocumentHolder(Protocol):
+    """What holds the document a transaction changes (the Session)."""
+
+    document: Any
+
+
+class DocumentChange(SwapChange):
+    """The whole document replaced (a checkpoint given its architecture becomes a model).
+
+    Views get one structure change of the root; undo and redo swap the very same
+    document objects back.
+    """
+
+    kind = "structure"
+    structure_path = ""
+
+    def __init__(self, holder: DocumentHolder, new_document: Any) -> None:
+        super().__init__(new_document)
+        self.holder = holder
+
+    def _read(self) -> Any:
+        return self.holder.document
+
+    def _write(self, value: Any) -> None:
+        self.holder.document = value
+
+
 class Transaction:
-    """Records the changes of one edit; reverts them all if the edit fails.
+    """Applies and records the changes of one edit; reverts them all if the edit fails.
 
     Parameters
     ----------
+    holder : what holds the document (`tx.document` is its document now)
+    notify : told around every structure change (see `run_change`)
     on_layout_change : called after any change that may move objects (not a mere
-        value or flag write), so that name lookups cached by the session are dropped
+        value or flag write), so that name lookups cached by the document are dropped
         before the next part of the edit reads them
     """
 
-    def __init__(self, on_layout_change: Callable[[], None] | None = None) -> None:
+    def __init__(self, holder: DocumentHolder, notify: Notify | None = None,
+                 on_layout_change: Callable[[], None] | None = None) -> None:
+        self.holder = holder
         self.changes: list[Change] = []
+        self._notify = notify
         self._on_layout_change = on_layout_change
 
+    @property
+    def document(self) -> Any:
+        """The document as it is now (a change may have replaced it)."""
+        return self.holder.document
+
     def add(self, change: Change) -> Change:
-        """Record a change that has just been applied."""
+        """Apply `change` and record it; a change whose apply raises is not recorded."""
+        run_change(change, change.apply, self._notify)
         self.changes.append(change)
-        if self._on_layout_change is not None and not isinstance(change, ValueChange | FlagChange):
+        if self._on_layout_change is not None and change.moves_objects:
             self._on_layout_change()
         return change
 
+    def replace_document(self, document: Any) -> None:
+        """Make `document` the document (undoable; views get a root structure change)."""
+        self.add(DocumentChange(self.holder, document))
+
     def rollback(self) -> None:
-        """Undo every recorded change, newest first, and forget them."""
+        """Revert every recorded change, newest first, and forget them."""
         for change in reversed(self.changes):
-            change.undo()
+            run_change(change, change.revert, self._notify)
         self.changes.clear()

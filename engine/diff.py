@@ -36,30 +36,22 @@ class _Side:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        if session.checkpoint is not None:
-            self.names = list(session.checkpoint.entries)
-        else:
-            self.names = list(session.state_dict())
-            self._model_state = session.state_dict()
+        # What a state dict of the document holds (non-persistent buffers left out).
+        self._rows = {row.name: row for row in session.document.rows(persistent_only=True)}
+        self.names = list(self._rows)
 
     def meta(self, name: str) -> tuple[tuple[int, ...], torch.dtype]:
-        if self.session.checkpoint is not None:
-            slot = self.session.checkpoint.entries[name]
-            return slot.shape, slot.dtype
-        tensor = self._model_state[name]
-        return tuple(tensor.shape), tensor.dtype
+        row = self._rows[name]
+        return row.shape, row.dtype
 
     def chunks(self, name: str) -> Iterator[torch.Tensor]:
         """The tensor's elements, flat, CHUNK_ELEMENTS at a time (read from disk when the
         tensor was not read yet, and not kept)."""
-        if self.session.checkpoint is not None:
-            slot = self.session.checkpoint.entries[name]
-            if not slot.loaded and isinstance(slot.source, TensorSource):
-                yield from _file_chunks(slot.source)
-                return
-            flat = slot.tensor.detach().reshape(-1)
-        else:
-            flat = self._model_state[name].detach().reshape(-1)
+        row = self._rows[name]
+        if isinstance(row.unread_source, TensorSource):
+            yield from _file_chunks(row.unread_source)
+            return
+        flat = row.load().detach().reshape(-1)
         for start in range(0, flat.numel(), CHUNK_ELEMENTS):
             yield flat[start:start + CHUNK_ELEMENTS].cpu()  # a model may be on a GPU
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .changes import Change
+from .changes import Change, Notify, run_change
 
 DEFAULT_BUDGET_BYTES = 2 * 1024**3
 
@@ -33,15 +33,15 @@ class Step:
     def nbytes(self) -> int:
         return sum(change.nbytes for change in self.changes)
 
-    def undo(self) -> None:
-        """Revert every change, newest first."""
+    def undo(self, notify: Notify | None = None) -> None:
+        """Revert every change, newest first; `notify` hears structure changes."""
         for change in reversed(self.changes):
-            change.undo()
+            run_change(change, change.revert, notify)
 
-    def redo(self) -> None:
-        """Re-apply every change, oldest first."""
+    def redo(self, notify: Notify | None = None) -> None:
+        """Re-apply every change, oldest first; `notify` hears structure changes."""
         for change in self.changes:
-            change.redo()
+            run_change(change, change.apply, notify)
 
 
 class History:

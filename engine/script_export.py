@@ -124,8 +124,7 @@ def export_script(session: Session, title: str = "Weightsmith edits",
     EditError : the session is in checkpoint mode, a step cannot be written as plain
         PyTorch code (a kept test training), or the training settings are bad
     """
-    if session.mode != "model":
-        raise EditError("export script: works on a model; attach an architecture first")
+    session.document.check_model("export script")
     from .io.state_files import NESTED_KEYS
 
     steps = session.history.applied_steps()
@@ -152,7 +151,7 @@ def export_script(session: Session, title: str = "Weightsmith edits",
 def _reads_safetensors(edit: Edit) -> bool:
     if edit.op == "group":
         return any(_reads_safetensors(child) for child in edit.children)
-    return edit.op == "load" and str(edit.spec["path"]).endswith(".safetensors")
+    return edit.op == "load" and str(edit.to_dict()["path"]).endswith(".safetensors")
 
 
 def _edit_lines(edit: Edit, indent: str) -> list[str]:
@@ -177,7 +176,7 @@ def _no_grad(lines: list[str]) -> list[str]:
 
 
 def _set(edit: Edit) -> list[str]:
-    spec = edit.spec
+    spec = edit.to_dict()
     index = spec.get("index")
     lines = [f"t = _tensor(model, {spec['target']!r})"]
     if "value" in spec:
@@ -200,12 +199,12 @@ def _scalar(method: str) -> Callable[[Edit], list[str]]:
     def write(edit: Edit) -> list[str]:
         return _no_grad([*_literal("names", edit.resolved["names"]),
                          "for name in names:",
-                         f"{INDENT}_tensor(model, name).{method}({edit.spec['value']!r})"])
+                         f"{INDENT}_tensor(model, name).{method}({edit.to_dict()['value']!r})"])
     return write
 
 
 def _init_lines(edit: Edit) -> list[str]:
-    spec = edit.spec
+    spec = edit.to_dict()
     if "rules" in spec:
         return _rules_lines(edit)
     method = spec["method"]
@@ -239,7 +238,7 @@ def _type_test(type_name: str) -> tuple[str, bool]:
 def _rules_lines(edit: Edit) -> list[str]:
     """Per-type rules as the tutorials write them: `def weight_init(m)` dispatching on
     isinstance, then `torch.manual_seed(seed)` and `model.apply(weight_init)`."""
-    rules = edit.spec["rules"]
+    rules = edit.to_dict()["rules"]
     optional = {(rule, param) for rule, param in edit.resolved.get("skipped_none", [])}
     body: list[str] = []
     needs_helper = False
@@ -276,14 +275,14 @@ def _rules_lines(edit: Edit) -> list[str]:
     lines += ["def weight_init(m: nn.Module) -> None:", *[INDENT + line for line in body], ""]
     target = edit.resolved.get("target") or ""
     applied = f"model.get_submodule({target!r})" if target else "model"
-    lines += [f"torch.manual_seed({edit.spec['seed']})", f"{applied}.apply(weight_init)"]
+    lines += [f"torch.manual_seed({edit.to_dict()['seed']})", f"{applied}.apply(weight_init)"]
     return lines
 
 
 def _cast(edit: Edit) -> list[str]:
     # `.data` is replaced, as the edit does: a Parameter keeps its identity (and its
     # optimizer), as after model.half().
-    dtype = f"torch.{edit.spec['dtype']}"
+    dtype = f"torch.{edit.to_dict()['dtype']}"
     return _no_grad([*_literal("names", edit.resolved["names"]),
                      "for name in names:",
                      f"{INDENT}t = _tensor(model, name)",
@@ -306,14 +305,14 @@ def _freeze(requires_grad: bool) -> Callable[[Edit], list[str]]:
 
 
 def _tie(edit: Edit) -> list[str]:
-    target, source = edit.spec["target"], edit.spec["source"]
+    target, source = edit.to_dict()["target"], edit.to_dict()["source"]
     if edit.resolved["kind"] == "module":
         return [f"_assign(model, {target!r}, model.get_submodule({source!r}))"]
     return [f"_assign(model, {target!r}, _tensor(model, {source!r}))"]
 
 
 def _untie(edit: Edit) -> list[str]:
-    target = edit.spec["target"]
+    target = edit.to_dict()["target"]
     if edit.resolved["kind"] == "module":
         return [f"_assign(model, {target!r}, copy.deepcopy(model.get_submodule({target!r})))"]
     return [f"t = _tensor(model, {target!r})",
@@ -333,15 +332,15 @@ def module_code(spec: dict[str, Any]) -> str:
 
 
 def _replace(edit: Edit) -> list[str]:
-    target = edit.spec["target"]
-    return [f"torch.manual_seed({edit.spec['seed']})  # the new layer's initial values",
-            f"new = {module_code(edit.spec['module'])}",
+    target = edit.to_dict()["target"]
+    return [f"torch.manual_seed({edit.to_dict()['seed']})  # the new layer's initial values",
+            f"new = {module_code(edit.to_dict()['module'])}",
             f"_assign(model, {target!r}, _place(model, model.get_submodule({target!r}), new, "
             f"{edit.resolved['training']!r}))"]
 
 
 def _load(edit: Edit) -> list[str]:
-    return _no_grad([f"state = _state_dict({edit.spec['path']!r})",
+    return _no_grad([f"state = _state_dict({edit.to_dict()['path']!r})",
                      *_literal("pairs", edit.resolved["pairs"]),
                      "for name, key in pairs:",
                      f"{INDENT}t = _tensor(model, name)",

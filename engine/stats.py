@@ -633,17 +633,11 @@ def overview_names(session: Session, which: str = "weights") -> list[str]:
         raise ValueError(f"overview: 'which' must be 'weights' or 'all', not {which!r}")
     seen: set[int] = set()
     candidates: list[str] = []
-    if session.checkpoint is not None:
-        for name, slot in session.checkpoint.entries.items():
-            if id(slot) not in seen and (slot.dtype.is_floating_point or slot.dtype.is_complex):
-                seen.add(id(slot))
-                candidates.append(name)
-    else:
-        for entry in session.tensor_entries():
-            if (entry.kind == "parameter" and id(entry.tensor) not in seen
-                    and (entry.tensor.is_floating_point() or entry.tensor.is_complex())):
-                seen.add(id(entry.tensor))
-                candidates.append(entry.name)
+    for row in session.document.rows():
+        if (row.kind != "buffer" and row.key not in seen
+                and (row.dtype.is_floating_point or row.dtype.is_complex)):
+            seen.add(row.key)
+            candidates.append(row.name)
     if which == "all":
         return candidates
     weights = [name for name in candidates if name.rsplit(".", 1)[-1].endswith("weight")]
@@ -658,15 +652,15 @@ def overview_sources(session: Session, which: str = "weights") -> list[tuple[str
     kept, so a background overview never races an edit over who loads a tensor (and
     does not make a whole checkpoint resident).
     """
+    rows = {row.name: row for row in session.document.rows()}
     sources: list[tuple[str, Reader]] = []
     for name in overview_names(session, which):
-        if session.checkpoint is not None:
-            slot = session.checkpoint.entries[name]
-            load = getattr(slot.source, "load", None)
-            if not slot.loaded and callable(load):
-                sources.append((name, load))
-                continue
-        sources.append((name, _constant_reader(session.tensor(name))))
+        row = rows[name]
+        load = getattr(row.unread_source, "load", None)
+        if callable(load):
+            sources.append((name, load))
+            continue
+        sources.append((name, _constant_reader(row.load())))
     return sources
 
 

@@ -179,7 +179,10 @@ class EditActions(QObject):
         tensors = [k in ("parameter", "buffer", "tensor") for k in kinds]
         # A running test training makes the session refuse edits: nothing to offer then.
         has = session is not None and session.busy_reason is None
-        model_mode = has and session.mode == "model"
+
+        def can(op: str) -> bool:
+            return session is not None and session.can_apply(op)
+
         self.set_action.setEnabled(has and bool(paths) and all(tensors))
         self.scale_action.setEnabled(has and bool(paths))
         self.add_action.setEnabled(has and bool(paths))
@@ -187,20 +190,17 @@ class EditActions(QObject):
         self.tie_action.setEnabled(has and len(paths) == 1 and paths[0] != "")
         tied = [self._is_tied(path) for path in paths] if has else []
         self.untie_action.setEnabled(has and bool(paths) and all(tied))
-        self.freeze_action.setEnabled(model_mode and bool(paths))
-        self.unfreeze_action.setEnabled(model_mode and bool(paths))
-        self.replace_action.setEnabled(model_mode and len(paths) == 1 and paths[0] != ""
+        self.freeze_action.setEnabled(can("freeze") and bool(paths))
+        self.unfreeze_action.setEnabled(can("unfreeze") and bool(paths))
+        self.replace_action.setEnabled(can("replace") and len(paths) == 1 and paths[0] != ""
                                        and kinds[0] == "module")
-        self.replace_head_action.setEnabled(model_mode)
+        self.replace_head_action.setEnabled(can("replace_head"))
         self.load_action.setEnabled(has)
         for op, action in self.tensor_op_actions.items():
-            registered = op in EDIT_TYPES and session is not None and \
-                session.mode in EDIT_TYPES[op].modes
-            action.setEnabled(registered and bool(paths) and all(tensors))
+            action.setEnabled(can(op) and bool(paths) and all(tensors))
             action.setVisible(op in EDIT_TYPES)
         self.attach_action.setVisible("attach" in EDIT_TYPES)
-        self.attach_action.setEnabled("attach" in EDIT_TYPES and session is not None
-                                      and session.mode == "checkpoint")
+        self.attach_action.setEnabled(can("attach"))
 
     def _is_tied(self, path: str) -> bool:
         model = self.window.tree_model
@@ -278,15 +278,7 @@ class EditActions(QObject):
     def targets(self, paths: list[str]) -> list[str]:
         """The selection as edit targets: checkpoint groups become globs (`encoder.*`)."""
         session = self.window.session
-        if session is None or session.checkpoint is None:
-            return paths
-        result = []
-        for path in paths:
-            if path in session.checkpoint.entries:
-                result.append(path)
-            else:
-                result.append(f"{path}.*" if path else "*")
-        return result
+        return paths if session is None else session.document.selection_targets(paths)
 
     # ------------------------------------------------------------------ the edits
     def set_values(self) -> None:
@@ -318,8 +310,7 @@ class EditActions(QObject):
         if session is None:
             return
         paths = self._selection()
-        targets = self.targets(paths) if paths else (["*"] if session.checkpoint is not None
-                                                      else [])
+        targets = self.targets(paths)
         dialog = InitDialog(session, targets, self.window)
         self.through_dialog(dialog, lambda: [dialog.spec()])
 
@@ -335,7 +326,7 @@ class EditActions(QObject):
 
     def tie(self) -> None:
         """Tie the selected tensor or module to another one, chosen from a list."""
-        from .dialogs.edit_dialogs import ChooseNameDialog, tie_candidates
+        from .dialogs.edit_dialogs import ChooseNameDialog
 
         session = self._session()
         paths = self._selection()
@@ -343,7 +334,7 @@ class EditActions(QObject):
             return
         target = paths[0]
         try:
-            names = tie_candidates(session, target)
+            names = session.document.tie_candidates(target)
         except EditError as error:
             self.window.show_error(str(error))
             return
@@ -398,7 +389,7 @@ class EditActions(QObject):
         from .dialogs.edit_dialogs import ReplaceHeadDialog
 
         session = self._session()
-        if session is None or session.model is None:
+        if session is None or not session.can_apply("replace_head"):
             return
         dialog = ReplaceHeadDialog(session, self.window)
         self.through_dialog(dialog, lambda: [dialog.spec()])
@@ -473,7 +464,7 @@ class EditActions(QObject):
         from .dialogs.load_dialog import LoadReportDialog
 
         session = self._session()
-        if session is None or session.checkpoint is None:
+        if session is None or not session.can_apply("attach"):
             return
         dialog = AttachDialog(session, self.window)
         applied, report = self.through_dialog(dialog, lambda: [dialog.spec()])

@@ -38,7 +38,7 @@ class DeployExport(QObject):
 
     def update_enabled(self) -> None:
         session = self.window.session
-        self.action.setEnabled(session is not None and session.mode == "model")
+        self.action.setEnabled(session is not None and session.document.has_modules)
 
     def choose_and_export(self, fmt: str = "pt2", path: str | None = None,
                           problem: str = "", options: dict[str, Any] | None = None) -> None:
@@ -46,7 +46,7 @@ class DeployExport(QObject):
         from .dialogs.export_dialog import ExportDialog
 
         session = self.window.session
-        if session is None or session.mode != "model":
+        if session is None:  # the action is off for a checkpoint; the engine refuses one too
             return
         if self.window.tasks.busy:
             self.window.show_error(f"Please wait: {self.window.tasks.task.name} is still "

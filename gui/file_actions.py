@@ -160,7 +160,7 @@ class FileActions(QObject):
         for action in (self.save_action, self.save_as_action, self.export_recipe_action,
                        self.compare_action):
             action.setEnabled(has)
-        self.export_script_action.setEnabled(has and session.mode == "model")
+        self.export_script_action.setEnabled(has and session.document.has_modules)
         self.deploy_export.update_enabled()
 
     # ------------------------------------------------------------------ opening
@@ -491,8 +491,8 @@ class FileActions(QObject):
     def _request_for(self, path: str) -> dict[str, Any]:
         session = self.window.session
         assert session is not None
-        arch = session.source.get("arch") if session.model is not None else None
-        return {"kind": "file", "path": path, "arch": arch,
+        # Only a model's source names an architecture (a checkpoint's never does).
+        return {"kind": "file", "path": path, "arch": session.source.get("arch"),
                 "arch_args": session.source.get("arch_args"), "trust": False, "options": {}}
 
     # ------------------------------------------------------------------ exports

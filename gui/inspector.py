@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.document import Summary
 from engine.errors import EditError
 from engine.listing import dtype_name
 from engine.tree import ancestors
@@ -47,59 +48,16 @@ _STATS = ("Min", "Max", "Mean", "Std", "Norm", "Zeros", "NaN / inf")
 _MODULE_FACTS = ("Type", "Parameters", "Trainable", "Frozen", "Buffers", "Mode", "Tied with")
 
 
-def module_summary(session: Session, path: str, progress: Any = None) -> dict[str, Any]:
-    """Counts of a module (model mode) or a group of names (checkpoint mode).
-
-    Reads no tensor data. Safe to run in a worker thread (it only reads the document).
-
-    Returns
-    -------
-    dict with type, parameters, trainable, frozen, buffers (elements), by_dtype
-    ({dtype: [elements, bytes]}), mode ('train'/'eval'/''), tied_with
-    """
-    counts: dict[Any, list[int]] = {}
-    result: dict[str, Any] = {"parameters": 0, "trainable": 0, "frozen": 0, "buffers": 0,
-                              "mode": "", "tied_with": [], "type": ""}
-    if session.model is not None:
-        _, module = session.module(path)
-        result["type"] = type(module).__name__
-        for tensor in module.parameters():
-            count = tensor.numel()
-            result["parameters"] += count
-            result["trainable" if tensor.requires_grad else "frozen"] += count
-            counts.setdefault(tensor.dtype, [0])[0] += count
-        for tensor in module.buffers():
-            result["buffers"] += tensor.numel()
-            counts.setdefault(tensor.dtype, [0])[0] += tensor.numel()
-        result["mode"] = "train" if module.training else "eval"
-    else:
-        assert session.checkpoint is not None
-        prefix = f"{path}." if path else ""
-        seen: set[int] = set()
-        for name, slot in session.checkpoint.entries.items():
-            if (not prefix or name == path or name.startswith(prefix)) and id(slot) not in seen:
-                seen.add(id(slot))
-                count = 1
-                for size in slot.shape:
-                    count *= size
-                result["parameters"] += count
-                counts.setdefault(slot.dtype, [0])[0] += count
-        result["type"] = "group of tensors"
-    result["by_dtype"] = {dtype_name(dtype): [elements, elements * dtype.itemsize]
-                          for dtype, (elements,) in counts.items()}
-    return result
-
-
-def _tensor_count(session: Session) -> int:
-    if session.checkpoint is not None:
-        return len(session.checkpoint.entries)
-    return len(session.tensor_entries())
+def module_summary(session: Session, path: str, progress: Any = None) -> Summary:
+    """The document's summary of a module or group of names (reads no tensor data; safe
+    to run in a worker thread, it only reads the document)."""
+    return session.document.summary(path)
 
 
 def _stats_job(session: Session, name: str, progress: Any = None) -> dict[str, Any]:
     from engine.stats import tensor_stats
 
-    return tensor_stats(session.tensor(name), progress=progress)
+    return tensor_stats(session.document.tensor(name), progress=progress)
 
 
 class Inspector(QWidget):
@@ -245,10 +203,10 @@ class Inspector(QWidget):
     def _is_tensor(session: Session, path: str) -> bool:
         """Whether `path` is a tensor; raises EditError when it is neither a tensor nor a
         module (a name that vanished)."""
-        if session.is_tensor(path):
+        if session.document.is_tensor(path):
             return True
-        if session.checkpoint is None:
-            session.module(path)
+        if not session.document.has_node(path):
+            raise EditError(f"'{path}' is no longer in the document")
         return False
 
     def _show_nothing(self, text: str) -> None:
@@ -272,14 +230,12 @@ class Inspector(QWidget):
         self.facts_box.show()
 
     def _show_module(self, session: Session, path: str) -> None:
-        whole = path == ""
-        self.title.setText(("The whole model" if session.model is not None else
-                            "The whole checkpoint") if whole else path)
+        self.title.setText(path or session.document.whole_title)
         self.stats_box.hide()
         self.settings_box.hide()
         self.values_box.hide()
         self.values.show_tensor(None, None)
-        if _tensor_count(session) <= SYNC_SUMMARY_LIMIT:
+        if len(session.document.tensor_names()) <= SYNC_SUMMARY_LIMIT:
             self._fill_module(session, path, module_summary(session, path))
             return
         # A big document: count in the background, so the window never waits for it.
@@ -292,46 +248,43 @@ class Inspector(QWidget):
         self._task = task
         task.start()
 
-    def _on_summary(self, task: Task, summary: dict[str, Any]) -> None:
+    def _on_summary(self, task: Task, summary: Summary) -> None:
         if task is not self._task or self.session is None:
             return
         self._task = None
         self._fill_module(self.session, self.path or "", summary)
 
-    def _fill_module(self, session: Session, path: str, summary: dict[str, Any]) -> None:
-        whole = path == ""
-        self.subtitle.setText(summary["type"])
-        total = summary["parameters"]
+    def _fill_module(self, session: Session, path: str, summary: Summary) -> None:
+        totals = summary.totals
+        self.subtitle.setText(summary.type_name)
+        total = totals.parameters
         rows = [("Parameters", format_count(total))]
-        if session.model is not None:
-            share = f" ({100 * summary['trainable'] / total:.1f} %)" if total else ""
-            rows += [("Trainable", format_count(summary["trainable"]) + share),
-                     ("Frozen", format_count(summary["frozen"])),
-                     ("Buffers", format_count(summary["buffers"])),
-                     ("Mode", summary["mode"])]
-            if not whole:
-                tied = self._module_ties(session, path)
-                if tied:
-                    rows.append(("Tied with", ", ".join(tied)))
+        if summary.mode is not None:  # a module: its trainability, buffers and mode
+            share = f" ({100 * totals.trainable / total:.1f} %)" if total else ""
+            rows += [("Trainable", format_count(totals.trainable) + share),
+                     ("Frozen", format_count(totals.frozen)),
+                     ("Buffers", format_count(totals.buffers)),
+                     ("Mode", summary.mode)]
             rows += self._place_rows(session, path)
+        if summary.tied_with:
+            rows.append(("Tied with", ", ".join(summary.tied_with)))
         self._set_facts(rows)
         self._set_settings(session, path)
         while self.dtype_form.rowCount():
             self.dtype_form.removeRow(0)
-        for dtype, (elements, nbytes) in sorted(summary["by_dtype"].items()):
+        for dtype, (elements, nbytes) in sorted(totals.by_dtype.items()):
             label = self._value_label()
             label.setText(f"{format_count(elements)} elements · {format_bytes(nbytes)}")
             self.dtype_form.addRow(f"{dtype}:", label)
-        self.dtype_box.setVisible(bool(summary["by_dtype"]))
+        self.dtype_box.setVisible(bool(totals.by_dtype))
 
     @staticmethod
     def _place_rows(session: Session, path: str) -> list[tuple[str, str]]:
         """Where the module sits: its parent, its children, its siblings of its type."""
         from engine.module_facts import placement
 
-        assert session.model is not None
         try:
-            place = placement(session.model, path)
+            place = placement(session.document.model, path)
         except AttributeError:
             return []
         rows = []
@@ -349,12 +302,10 @@ class Inspector(QWidget):
         while self.settings_form.rowCount():
             self.settings_form.removeRow(0)
         self.settings.clear()
-        items = []
-        if session.model is not None:
-            try:
-                items = hyperparameters(session.model.get_submodule(path))
-            except AttributeError:
-                items = []
+        try:
+            items = hyperparameters(session.document.module(path)[1])
+        except (EditError, AttributeError):  # no module there (a checkpoint's group)
+            items = []
         for key, text in items:
             label = self._value_label()
             label.setText(text)
@@ -363,39 +314,17 @@ class Inspector(QWidget):
             self.settings_form.addRow(f"{key}:", label)
         self.settings_box.setVisible(bool(items))
 
-    @staticmethod
-    def _module_ties(session: Session, path: str) -> list[str]:
-        from engine.edits.ties import module_tie_groups
-
-        assert session.model is not None
-        for group in module_tie_groups(session.model):
-            if path in group:
-                return [other for other in group if other != path]
-        return []
-
     def _show_tensor(self, session: Session, name: str) -> None:
-        shape, dtype = session.tensor_meta(name)
+        row = session.document.row(name)
         self.title.setText(name)
-        loaded = True
-        device = "cpu"
-        if session.model is not None:
-            entry = session.entry(name)
-            kind = entry.kind
-            trainable = ("yes" if entry.tensor.requires_grad else "no (frozen)") \
-                if kind == "parameter" else "–"
-            device = str(entry.tensor.device)
-        else:
-            slot = session.slot(name)
-            loaded = slot.loaded
-            kind = "tensor"
-            trainable = "–"
-            device = str(slot.tensor.device) if loaded else "on disk (read on first use)"
-        aliases = [other for other in session.aliases(name) if other != name]
-        numel = 1
-        for size in shape:
-            numel *= size
+        loaded = row.device is not None
+        kind = row.kind
+        trainable = {True: "yes", False: "no (frozen)", None: "–"}[row.requires_grad]
+        device = row.device or "on disk (read on first use)"
+        aliases = [other for other in session.document.aliases(name) if other != name]
+        numel = row.numel
         self.subtitle.setText(f"{kind} · {format_count(numel)} elements")
-        rows = [("Shape", format_shape(tuple(shape))), ("Dtype", dtype_name(dtype)),
+        rows = [("Shape", format_shape(row.shape)), ("Dtype", dtype_name(row.dtype)),
                 ("Device", device), ("Kind", kind), ("Trainable", trainable)]
         if aliases:
             rows.append(("Tied with", ", ".join(aliases)))

@@ -34,9 +34,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.document import Totals
 from engine.errors import EditError
+from engine.filtering import FilterResult
 from engine.journal import Journal, describe_request
-from engine.listing import dtype_name
 from engine.tree import TreeIndex
 
 from .actions import EditActions
@@ -51,7 +52,6 @@ from .plots.panel import PlotPanel
 from .settings import Settings
 from .task_runner import TaskRunner, in_background
 from .training_panel import TrainingPanel
-from .tree_filter import FilterResult
 from .tree_model import TreeModel
 from .tree_view import ModuleTreeView
 from .workers import Task
@@ -71,44 +71,10 @@ PLOT_TABS = (("histogram", "Histogram"), ("heatmap", "Heatmap"), ("filters", "Fi
 LAYOUT_VERSION = 2
 
 
-def document_totals(session: Session, progress: Any = None) -> dict[str, Any]:
-    """Parameters, trainable parameters, bytes by dtype and devices, each tensor once.
-
-    Reads no tensor data; safe in a worker thread (it only reads the document).
-    """
-    parameters = trainable = 0
-    elements: dict[Any, int] = {}
-    devices: set[str] = set()
-    if session.model is not None:
-        seen: set[int] = set()
-        for kind, tensors in (("parameter", session.model.parameters()),
-                              ("buffer", session.model.buffers())):
-            for tensor in tensors:
-                if id(tensor) in seen:
-                    continue
-                seen.add(id(tensor))
-                count = tensor.numel()
-                if kind == "parameter":
-                    parameters += count
-                    if tensor.requires_grad:
-                        trainable += count
-                elements[tensor.dtype] = elements.get(tensor.dtype, 0) + count
-                devices.add(str(tensor.device))
-    else:
-        assert session.checkpoint is not None
-        slots = {id(slot): slot for slot in session.checkpoint.entries.values()}
-        for slot in slots.values():
-            count = 1
-            for size in slot.shape:
-                count *= size
-            parameters += count
-            elements[slot.dtype] = elements.get(slot.dtype, 0) + count
-            if slot.loaded:
-                devices.add(str(slot.tensor.device))
-        devices = devices or {"cpu"}
-    return {"parameters": parameters, "trainable": trainable, "devices": devices,
-            "bytes_by_dtype": {dtype_name(dtype): count * dtype.itemsize
-                               for dtype, count in elements.items()}}
+def document_totals(session: Session, progress: Any = None) -> Totals:
+    """The document's totals, each tensor once (reads no tensor data; safe in a worker
+    thread, it only reads the document)."""
+    return session.document.totals()
 
 
 def _scroller(widget: QWidget, parent: QWidget) -> QScrollArea:
@@ -407,7 +373,7 @@ class MainWindow(QMainWindow):
         self.update_status()
         self.edit_actions.update_enabled()
         self.file_actions.update_enabled()
-        if session is not None and self._tensor_count(session) > GC_FREEZE_LIMIT:
+        if session is not None and len(session.document.tensor_names()) > GC_FREEZE_LIMIT:
             # A big document lives until it is replaced: keep its (many) objects out of
             # the cyclic collector's full scans, which hold the GIL and freeze the GUI.
             gc.freeze()
@@ -485,7 +451,7 @@ class MainWindow(QMainWindow):
                 label.setText("")
             return
         self.mode_label.setText(f"Mode: {session.mode}")
-        if self._tensor_count(session) <= SYNC_TOTALS_LIMIT:
+        if len(session.document.tensor_names()) <= SYNC_TOTALS_LIMIT:
             self._show_totals(session, document_totals(session))
             return
         if self._totals_task is not None:
@@ -494,28 +460,22 @@ class MainWindow(QMainWindow):
         task.succeeded.connect(lambda totals, task=task: self._on_totals(task, session, totals))
         task.start()
 
-    @staticmethod
-    def _tensor_count(session: Session) -> int:
-        if session.checkpoint is not None:
-            return len(session.checkpoint.entries)
-        return len(session.tensor_entries())
-
-    def _on_totals(self, task: Task, session: Session, totals: dict[str, Any]) -> None:
+    def _on_totals(self, task: Task, session: Session, totals: Totals) -> None:
         if task is self._totals_task and session is self.session:
             self._totals_task = None
             self._show_totals(session, totals)
 
-    def _show_totals(self, session: Session, totals: dict[str, Any]) -> None:
-        if session.model is not None:
+    def _show_totals(self, session: Session, totals: Totals) -> None:
+        if session.document.has_modules:
             self.params_label.setText(
-                f"Parameters: {format_short_count(totals['parameters'])} "
-                f"(trainable {format_short_count(totals['trainable'])})")
-            self.params_label.setToolTip(f"{format_count(totals['parameters'])} parameters, "
-                                         f"{format_count(totals['trainable'])} trainable")
+                f"Parameters: {format_short_count(totals.parameters)} "
+                f"(trainable {format_short_count(totals.trainable)})")
+            self.params_label.setToolTip(f"{format_count(totals.parameters)} parameters, "
+                                         f"{format_count(totals.trainable)} trainable")
         else:
-            self.params_label.setText(f"Elements: {format_short_count(totals['parameters'])}")
-            self.params_label.setToolTip(f"{format_count(totals['parameters'])} elements")
-        memory = sorted(totals["bytes_by_dtype"].items(), key=lambda item: -item[1])
+            self.params_label.setText(f"Elements: {format_short_count(totals.parameters)}")
+            self.params_label.setToolTip(f"{format_count(totals.parameters)} elements")
+        memory = sorted(totals.bytes_by_dtype.items(), key=lambda item: -item[1])
         self.memory_label.setText(" · ".join(f"{dtype} {format_bytes(nbytes)}"
                                              for dtype, nbytes in memory[:3]))
         self.memory_label.setToolTip("\n".join(f"{dtype}: {format_bytes(nbytes)}"
@@ -523,7 +483,9 @@ class MainWindow(QMainWindow):
         self.mode_label.setText(f"Mode: {session.mode}")
         self.mode_label.setToolTip("model: a live module is edited; checkpoint: bare tensors "
                                    "(attach an architecture for module edits)")
-        self.device_label.setText("Device: " + (", ".join(sorted(totals["devices"])) or "–"))
+        # Tensors not read yet are read onto the CPU.
+        devices = totals.devices | ({"cpu"} if totals.unread else set())
+        self.device_label.setText("Device: " + (", ".join(sorted(devices)) or "–"))
 
     # ------------------------------------------------------------------ selection
     def selected_paths(self) -> list[str]:

@@ -405,7 +405,7 @@ class TrainingPanel(QWidget):
     def start(self) -> None:
         """Start a run with the current settings (errors are shown as one line)."""
         session = self.session
-        if session is None or session.model is None or self.running or self.undecided:
+        if session is None or not session.can_apply("train") or self.running or self.undecided:
             return
         try:
             trainer = Trainer(session, self.config())
@@ -584,7 +584,7 @@ class TrainingPanel(QWidget):
 
     # ------------------------------------------------------------------ state
     def _update_state(self) -> None:
-        has_model = self.session is not None and self.session.model is not None
+        has_model = self.session is not None and self.session.document.has_modules
         running, undecided = self.running, self.undecided
         idle = not running and not undecided
         self.start_button.setEnabled(has_model and idle)

@@ -39,9 +39,8 @@ from .icons import node_icon
 from .listening import SessionListener
 
 if TYPE_CHECKING:
+    from engine.filtering import FilterResult
     from engine.session import Session
-
-    from .tree_filter import FilterResult
 
 ModelIndex = QModelIndex | QPersistentModelIndex
 

@@ -231,7 +231,7 @@ class ValuesTable(QWidget):
             self.caption.setText("")
             self._set_slice_visible(False)
             return
-        tensor = session.tensor(name)
+        tensor = session.document.tensor(name)
         self._shape = tuple(tensor.shape)
         leading = max(len(self._shape) - 2, 0)
         self._set_slice_visible(leading > 0)
@@ -248,7 +248,7 @@ class ValuesTable(QWidget):
         if self.session is None or self.name is None:
             return
         try:
-            tensor = self.session.tensor(self.name)
+            tensor = self.session.document.tensor(self.name)
         except EditError:
             self.show_tensor(None, None)
             return
@@ -289,7 +289,7 @@ class ValuesTable(QWidget):
 
     def _on_slice_changed(self) -> None:
         if self.session is not None and self.name is not None:
-            self._show_region(self.session.tensor(self.name))
+            self._show_region(self.session.document.tensor(self.name))
 
     def _commit(self, index_text: str, value: Any) -> bool:
         if self.session is None or self.name is None:

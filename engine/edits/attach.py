@@ -14,16 +14,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..arch import DEFAULT_SEED, build_model
+from ..document import ModelDocument
 from ..errors import ArchError, EditError
 from ..io import hf_folder
 from ..io.file_ties import retie_model
 from ..io.fill import load_checkpoint, report_problems
-from ..mode_change import ModeChange
 from .base import Edit, register
 
 if TYPE_CHECKING:
     from ..changes import Transaction
-    from ..session import Session
+    from ..document import CheckpointDocument
 
 
 @register
@@ -46,17 +46,15 @@ class Attach(Edit):
     def describe(self) -> str:
         return f"Attach {self.spec['arch']}"
 
-    def perform(self, session: Session, tx: Transaction) -> Any:
-        assert session.checkpoint is not None
-        self.spec.setdefault("seed", DEFAULT_SEED)
+    def perform(self, doc: CheckpointDocument, tx: Transaction) -> Any:
+        self.record(seed=self.value("seed", DEFAULT_SEED))
         try:
-            model = self._build(session)
+            model = self._build(doc)
         except ArchError as error:
             raise EditError(f"attach.arch: {str(error).removeprefix('arch: ')}") from None
         prefix = self.spec.get("strip_prefix") or ""
-        stored = {name.removeprefix(prefix): slot
-                  for name, slot in session.checkpoint.entries.items()}
-        frozen = set(session.source.get("frozen") or [])
+        stored = {name.removeprefix(prefix): slot for name, slot in doc.entries.items()}
+        frozen = set(doc.frozen_names())
         report = load_checkpoint(model, stored, frozen,
                                  hf=hf_folder.is_hf_spec(self.spec["arch"]))
         # The checkpoint's ties (shown in its tie groups) stay ties in the model.
@@ -69,15 +67,16 @@ class Attach(Edit):
                             f"(e.g. '{example}'); strip a prefix with strip_prefix?")
         if problems and self.get_bool("strict"):
             raise EditError(f"attach.arch: {'; '.join(problems)} (strict)")
-        tx.add(ModeChange(session, model, None))
+        # The model document keeps where the tensors came from: a save copies them alike.
+        tx.replace_document(ModelDocument(model, doc.source, doc.origin))
         return report
 
-    def _build(self, session: Session) -> Any:
+    def _build(self, doc: CheckpointDocument) -> Any:
         arch = self.spec["arch"]
         args = self.spec.get("arch_args") or None
+        seed = self.value("seed")
         if hf_folder.is_hf_spec(arch):
-            folder = session.source.get("folder")
+            folder = doc.source.get("folder")
             return hf_folder.build_hf_model(
-                hf_folder.config_folder(arch, Path(folder) if folder else None), args,
-                self.spec["seed"])
-        return build_model(arch, args, seed=self.spec["seed"])
+                hf_folder.config_folder(arch, Path(folder) if folder else None), args, seed)
+        return build_model(arch, args, seed=seed)

@@ -3,7 +3,14 @@
 An edit validates its fields when it is built (types, names of fields), validates
 against the document when it runs (targets exist, shapes agree) before it changes
 anything, and makes every change through the transaction it is given, so a failure
-part-way is rolled back by the session.
+part-way is rolled back by the session. An edit is given the document and the
+transaction, never the Session.
+
+The spec an edit was built from is never rewritten. What the edit resolves while it
+runs and a replay must repeat (a drawn seed, the canonical name of `classifier[-1]`,
+the exact module built) is *recorded* beside it (`record`), and the recipe is written
+from both (`to_dict`); what only the script export needs (the tensors a glob
+selected) goes into `resolved`.
 """
 
 from __future__ import annotations
@@ -12,15 +19,17 @@ import copy
 import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-
 from ..errors import EditError
+from ..seeds import draw_seed
 
 if TYPE_CHECKING:
     from ..changes import Transaction
-    from ..session import Session
+    from ..document import Document
 
 EDIT_TYPES: dict[str, type[Edit]] = {}
+
+#: what a document lacks for an edit of each mode, for the refusal's message
+_NEEDS = {"model": "an architecture", "checkpoint": "checkpoint mode"}
 
 
 def register(cls: type[Edit]) -> type[Edit]:
@@ -65,8 +74,11 @@ class Edit:
         if missing:
             raise EditError(f"{self.op}.{missing[0]}: required field is missing")
         self.spec: dict[str, Any] = copy.deepcopy(spec)
-        #: what the edit resolved while running (selected names, built modules), for
-        #: the script export; not part of the recipe
+        #: fields resolved while running that the recipe records (seeds, canonical
+        #: names, built modules); they override the spec's in `to_dict`
+        self.recorded: dict[str, Any] = {}
+        #: what the edit resolved while running (selected names, placements), for the
+        #: script export; not part of the recipe
         self.resolved: dict[str, Any] = {}
         if "label" in spec and not isinstance(spec["label"], str):
             raise EditError(f"{self.op}.label: expected text")
@@ -80,8 +92,8 @@ class Edit:
         """A short label for menus and the history panel, e.g. 'Freeze layer1'."""
         return self.op.replace("_", " ").capitalize()
 
-    def perform(self, session: Session, tx: Transaction) -> Any:
-        """Validate against the session, then change it through `tx`; return a result."""
+    def perform(self, doc: Document, tx: Transaction) -> Any:
+        """Validate against `doc`, then change it through `tx`; return a result."""
         raise NotImplementedError
 
     # --- common ---------------------------------------------------------------------
@@ -90,13 +102,32 @@ class Edit:
         return self.spec.get("label") or self.describe()
 
     def to_dict(self) -> dict[str, Any]:
-        """The edit as a JSON-ready dict, including anything recorded while it ran."""
-        return copy.deepcopy(self.spec)
+        """The edit as a JSON-ready dict: the spec, with what was recorded while it ran."""
+        return copy.deepcopy({**self.spec, **self.recorded})
 
-    def check_mode(self, session: Session) -> None:
-        if session.mode not in self.modes:
-            other = "an architecture" if session.mode == "checkpoint" else "checkpoint mode"
-            raise EditError(f"{self.op}: not available in {session.mode} mode (needs {other})")
+    def value(self, field: str, default: Any = None) -> Any:
+        """A field as the edit ran it: recorded while running, else as given."""
+        if field in self.recorded:
+            return self.recorded[field]
+        return self.spec.get(field, default)
+
+    def record(self, **fields: Any) -> None:
+        """Record fields resolved while running, for the recipe (the spec stays as given)."""
+        self.recorded.update(fields)
+
+    def seed(self) -> int:
+        """The edit's seed: given, recorded by an earlier run, or drawn now and recorded."""
+        seed = self.value("seed")
+        if seed is None:
+            seed = draw_seed()
+            self.record(seed=seed)
+        return seed
+
+    def check_mode(self, doc: Document) -> None:
+        """Refuse a document of a mode the edit does not work in."""
+        if doc.mode not in self.modes:
+            needs = " or ".join(_NEEDS[mode] for mode in sorted(self.modes))
+            raise EditError(f"{self.op}: not available in {doc.mode} mode (needs {needs})")
 
     # --- field readers ---------------------------------------------------------------
     def _name(self, field: str) -> str:
@@ -167,12 +198,3 @@ def _type_name(value: Any) -> str:
         return "null"
     return {bool: "a boolean", int: "an integer", float: "a number", str: "text",
             list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
-
-
-def draw_seed() -> int:
-    """A fresh seed for an edit that was given none, recorded so replay is exact.
-
-    Drawn from torch's global generator, so `torch.manual_seed` makes a session
-    reproducible end to end.
-    """
-    return int(torch.randint(0, 2**62, ()).item())

@@ -14,23 +14,12 @@ from torch import nn
 
 from ..changes import AttrChange, FlagChange
 from ..errors import EditError
+from ..modes import BN_EVAL_MARK
 from .base import Edit, names_text, register
 
 if TYPE_CHECKING:
     from ..changes import Transaction
-    from ..session import Session
-
-#: attribute set on a BatchNorm module that must stay in eval mode
-BN_EVAL_MARK = "_weightsmith_bn_eval"
-
-
-def set_train_mode(model: nn.Module, training: bool = True) -> None:
-    """`model.train(training)`, then put marked BatchNorm layers back in eval mode."""
-    model.train(training)
-    for module in model.modules():
-        if getattr(module, BN_EVAL_MARK, False):
-            module.eval()
-
+    from ..document import Document
 
 class _RequiresGrad(Edit):
     fields = {"targets": True, "except": False, "bn_eval": False}
@@ -45,31 +34,31 @@ class _RequiresGrad(Edit):
     def describe(self) -> str:
         return f"{self.op.capitalize()} {names_text(self.spec['targets'])}"
 
-    def perform(self, session: Session, tx: Transaction) -> Any:
+    def perform(self, doc: Document, tx: Transaction) -> Any:
         targets = self.get_names("targets") or []
         excluded = self.get_names("except") or []
-        names = session.select_tensors(targets, f"{self.op}.targets", parameters_only=True)
-        skip = set(session.select_tensors(excluded, f"{self.op}.except", parameters_only=True))
+        names = doc.select_tensors(targets, f"{self.op}.targets", parameters_only=True)
+        skip = set(doc.select_tensors(excluded, f"{self.op}.except", parameters_only=True))
         self._skipped = sorted(skip)
         names = [name for name in names if name not in skip]
         if not names:
             raise EditError(f"{self.op}.except: excludes every selected parameter")
         for name in names:
-            tensor = session.tensor(name)
+            tensor = doc.tensor(name)
             if tensor.requires_grad != self.requires_grad:
-                tx.add(FlagChange(tensor, self.requires_grad, tuple(session.aliases(name))))
+                tx.add(FlagChange(tensor, self.requires_grad, tuple(doc.aliases(name))))
         self.resolved["names"] = names
         self.resolved["batchnorm"] = []
         if self.get_bool("bn_eval"):
-            self._batchnorm_modes(session, tx, targets, excluded, names)
+            self._batchnorm_modes(doc, tx, targets, excluded, names)
         return names
 
-    def _batchnorm_modes(self, session: Session, tx: Transaction, targets: list[str],
+    def _batchnorm_modes(self, doc: Document, tx: Transaction, targets: list[str],
                          excluded: list[str], names: list[str]) -> None:
-        assert session.model is not None
-        roots = _covered_modules(session, targets, names)
-        skipped = _covered_modules(session, excluded, self._skipped) if excluded else set()
-        for path, module in session.model.named_modules():
+        model = doc.model  # `modes` admits models only
+        roots = _covered_modules(doc, targets, names)
+        skipped = _covered_modules(doc, excluded, self._skipped) if excluded else set()
+        for path, module in model.named_modules():
             if not isinstance(module, nn.modules.batchnorm._BatchNorm):
                 continue
             if not _inside(path, roots) or _inside(path, skipped):
@@ -77,27 +66,26 @@ class _RequiresGrad(Edit):
             marked = bool(getattr(module, BN_EVAL_MARK, False))
             if self.requires_grad and marked:  # unfreeze: back to the model's mode
                 tx.add(AttrChange(module, BN_EVAL_MARK, False, "flags", (path,)))
-                tx.add(AttrChange(module, "training", session.model.training, "flags", (path,)))
-                self.resolved["batchnorm"].append((path, False, session.model.training))
+                tx.add(AttrChange(module, "training", model.training, "flags", (path,)))
+                self.resolved["batchnorm"].append((path, False, model.training))
             elif not self.requires_grad and not marked:
                 tx.add(AttrChange(module, BN_EVAL_MARK, True, "flags", (path,)))
                 tx.add(AttrChange(module, "training", False, "flags", (path,)))
                 self.resolved["batchnorm"].append((path, True, False))
 
 
-def _covered_modules(session: Session, patterns: list[str], names: list[str]) -> set[str]:
+def _covered_modules(doc: Document, patterns: list[str], names: list[str]) -> set[str]:
     """Module paths named by the patterns, plus the owners of the selected tensors."""
-    assert session.model is not None
     from .. import paths
 
     covered = {name.rpartition(".")[0] for name in names}
-    module_paths = [path for path, _ in session.model.named_modules()]
+    module_paths = [path for path, _ in doc.model.named_modules()]
     for pattern in patterns:
         if paths.is_glob(pattern):
             covered.update(paths.match_names([pattern], module_paths)[pattern])
             continue
         try:
-            covered.add(session.module(pattern)[0])
+            covered.add(doc.module(pattern)[0])
         except EditError:
             continue  # a tensor name: its owner is already covered
     return covered

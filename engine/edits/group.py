@@ -9,7 +9,7 @@ from .base import Edit, build_edit, register
 
 if TYPE_CHECKING:
     from ..changes import Transaction
-    from ..session import Session
+    from ..document import Document
 
 
 @register
@@ -45,12 +45,13 @@ class Group(Edit):
     def describe(self) -> str:
         return f"{len(self.spec['edits'])} edits"
 
-    def perform(self, session: Session, tx: Transaction) -> Any:
+    def perform(self, doc: Document, tx: Transaction) -> Any:
         results = []
         for position, child in enumerate(self.children):
-            child.check_mode(session)
+            # A child may replace the document (attach): the next one works on the new.
             try:
-                results.append(child.perform(session, tx))
+                child.check_mode(tx.document)
+                results.append(child.perform(tx.document, tx))
             except EditError as error:
                 raise EditError(f"group.edits[{position}]: {error}") from None
         return results

@@ -20,12 +20,11 @@ from torch import nn
 
 from ..errors import EditError
 from . import init_rules
-from .base import Edit, draw_seed, names_text, register
-from .common import record_values
+from .base import Edit, names_text, register
 
 if TYPE_CHECKING:
     from ..changes import Transaction
-    from ..session import Session
+    from ..document import Document
 
 #: method -> (random?, minimum dims, maximum dims)
 INITIALIZERS: dict[str, tuple[bool, int, int | None]] = {
@@ -107,13 +106,13 @@ class Init(Edit):
         return f"Init {where} ({self.spec['method']})"
 
     # -------------------------------------------------------------- selection
-    def _select(self, session: Session) -> list[str]:
+    def _select(self, doc: Document) -> list[str]:
         params = self.get_names("param")
         if "targets" in self.spec:
-            names = session.select_tensors(self.get_names("targets") or [], "init.targets",
-                                           bulk_floating_only=True)
+            names = doc.select_tensors(self.get_names("targets") or [], "init.targets",
+                                       bulk_floating_only=True)
         else:
-            names = _by_types(session, self.get_names("types") or [])
+            names = doc.tensors_of_types(self.get_names("types") or [], "init.types")
         if params is not None:
             names = [name for name in names if name.rpartition(".")[2] in params]
             if not names:
@@ -121,92 +120,74 @@ class Init(Edit):
         return names
 
     # -------------------------------------------------------------- run
-    def perform(self, session: Session, tx: Transaction) -> Any:
+    def perform(self, doc: Document, tx: Transaction) -> Any:
         if self.rules is not None:
-            return self._run_rules(session, tx)
+            return self._run_rules(doc, tx)
         method = self.spec["method"]
         if method == "reset":
-            return self._reset(session, tx)
-        names = self._select(session)
+            return self._reset(doc, tx)
+        names = self._select(doc)
         for name in names:
-            shape, dtype = session.tensor_meta(name)
+            shape, dtype = doc.tensor_meta(name)
             check_tensor(method, name, shape, dtype, "init")
-        generator = None
-        if is_random(method):
-            if "seed" not in self.spec:
-                self.spec["seed"] = draw_seed()
-            generator = torch.Generator().manual_seed(self.spec["seed"])
+        seed = self.seed() if is_random(method) else None
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
         function = initializer(method)
         args = dict(self.spec.get("args", {}))
-        # sparse_ draws its zero positions from the global generator (torch.randperm
-        # without a generator), so the global generator is seeded too, inside fork_rng.
-        with torch.random.fork_rng(devices=[]):
-            if method == "sparse":
-                torch.manual_seed(self.spec["seed"])
-            self._run(session, tx, names, function, args, generator)
+        tensors = [doc.tensor(name) for name in names]
+
+        def mutate() -> None:
+            # sparse_ draws its zero positions from the global generator (torch.randperm
+            # without a generator), so the global generator is seeded too, inside fork_rng.
+            with torch.random.fork_rng(devices=[]):
+                if method == "sparse":
+                    torch.manual_seed(seed)
+                _fill(tensors, function, args, generator)
+
+        doc.change_in_place(tx, names, mutate)
         self.resolved["names"] = names
         return names
 
-    def _run_rules(self, session: Session, tx: Transaction) -> list[str]:
-        session.check_model("init.rules")
+    def _run_rules(self, doc: Document, tx: Transaction) -> list[str]:
+        doc.check_model("init.rules")
         assert self.rules is not None
-        _, root = session.module(self.spec.get("target") or "", "init.target")
-        if "seed" not in self.spec:
-            self.spec["seed"] = draw_seed()
+        _, root = doc.module(self.spec.get("target") or "", "init.target")
+        seed = self.seed()
         rules = self.rules
 
         def check(name: str, tensor: torch.Tensor, index: int) -> None:
             check_tensor(rules[index].method, name, tuple(tensor.shape), tensor.dtype,
                          f"init.rules[{index}]")
 
-        names, skipped = init_rules.run(session, tx, rules, self.spec["seed"], root, check,
-                                        initializer)
+        names, skipped = init_rules.run(doc, tx, rules, seed, root, check, initializer)
         self.resolved["names"] = names
         self.resolved["skipped_none"] = skipped
-        self.resolved["target"] = session.module(self.spec.get("target") or "")[0]
+        self.resolved["target"] = doc.module(self.spec.get("target") or "")[0]
         return names
 
-    def _run(self, session: Session, tx: Transaction, names: list[str], function: Any,
-             args: dict[str, Any], generator: torch.Generator | None) -> None:
-        for name in names:
-            tensor = record_values(session, tx, name)
-            with torch.no_grad():
-                if generator is None:
-                    function(tensor, **args)
-                elif tensor.device.type == "cpu":
-                    function(tensor, **args, generator=generator)
-                else:
-                    # One CPU generator for every device: the same bits on a GPU as on the CPU.
-                    staged = torch.empty(tensor.shape, dtype=tensor.dtype)
-                    function(staged, **args, generator=generator)
-                    tensor.copy_(staged)
-
-    def _reset(self, session: Session, tx: Transaction) -> Any:
-        modules = _reset_modules(session, self)
-        if "seed" not in self.spec:
-            self.spec["seed"] = draw_seed()
+    def _reset(self, doc: Document, tx: Transaction) -> Any:
+        modules = _reset_modules(doc, self)
+        seed = self.seed()
         # Record everything below the modules first: a reset_parameters may also
         # reset its children, and undo must restore what it touched.
-        recorded: set[int] = set()
+        recorded: dict[int, str] = {}
         devices: set[int] = set()
         for path, module in modules:
             for leaf, tensor in [*module.named_parameters(), *module.named_buffers()]:
                 if id(tensor) not in recorded:
-                    recorded.add(id(tensor))
-                    record_values(session, tx, f"{path}.{leaf}" if path else leaf)
+                    recorded[id(tensor)] = f"{path}.{leaf}" if path else leaf
                     if tensor.device.type == "cuda":
                         devices.add(tensor.device.index or 0)
-        # One seed for the whole edit, like one generator for the initializers:
-        # two equal layers get different values, and a script reproduces them.
-        with torch.random.fork_rng(devices=sorted(devices)), torch.no_grad():
-            torch.manual_seed(self.spec["seed"])
-            for path, module in modules:
-                before = _own_tensors(module)
-                module.reset_parameters()
-                after = _own_tensors(module)
-                if any(after.get(leaf) is not tensor for leaf, tensor in before.items()):
-                    raise EditError(f"init.method: {type(module).__name__}.reset_parameters at "
-                                    f"'{path}' replaced its tensors instead of filling them")
+
+        def mutate() -> None:
+            # One seed for the whole edit, like one generator for the initializers:
+            # two equal layers get different values, and a script reproduces them.
+            with torch.random.fork_rng(devices=sorted(devices)):
+                torch.manual_seed(seed)
+                for path, module in modules:
+                    init_rules.reset_in_place(module, path, "init.method")
+
+        doc.change_in_place(tx, list(recorded.values()), mutate)
         self.resolved["modules"] = [path for path, _ in modules]
         return self.resolved["modules"]
 
@@ -247,29 +228,28 @@ def check_tensor(method: str, name: str, shape: tuple[int, ...], dtype: torch.dt
                         "initializers need floating-point tensors")
 
 
-def _by_types(session: Session, types: list[str]) -> list[str]:
-    session.check_model("init.types")
-    assert session.model is not None
-    found: set[str] = set()
-    wanted: set[str] = set()
-    for path, module in session.model.named_modules():
-        if type(module).__name__ in types:
-            found.add(type(module).__name__)
-            wanted.update(f"{path}.{leaf}" if path else leaf
-                          for leaf, tensor in module._parameters.items() if tensor is not None)
-    missing = [name for name in types if name not in found]
-    if missing:
-        raise EditError(f"init.types: the model has no module of type '{missing[0]}'")
-    return session.select_tensors(sorted(wanted), "init.types", parameters_only=True)
+def _fill(tensors: list[torch.Tensor], function: Any, args: dict[str, Any],
+          generator: torch.Generator | None) -> None:
+    """Run an initializer on each tensor in order, drawing from one generator."""
+    for tensor in tensors:
+        if generator is None:
+            function(tensor, **args)
+        elif tensor.device.type == "cpu":
+            function(tensor, **args, generator=generator)
+        else:
+            # One CPU generator for every device: the same bits on a GPU as on the CPU.
+            staged = torch.empty(tensor.shape, dtype=tensor.dtype)
+            function(staged, **args, generator=generator)
+            tensor.copy_(staged)
 
 
-def _reset_modules(session: Session, edit: Init) -> list[tuple[str, nn.Module]]:
+def _reset_modules(doc: Document, edit: Init) -> list[tuple[str, nn.Module]]:
     """Modules to reset: those selected (or owning selected tensors) and their
     descendants that define `reset_parameters`, each once, in model order."""
-    session.check_model("init.method")
-    assert session.model is not None
+    doc.check_model("init.method")
+    model = doc.model
     if "types" in edit.spec:
-        roots = {path for path, module in session.model.named_modules()
+        roots = {path for path, module in model.named_modules()
                  if type(module).__name__ in (edit.get_names("types") or [])}
         if not roots:
             raise EditError(f"init.types: the model has no module of type "
@@ -278,21 +258,15 @@ def _reset_modules(session: Session, edit: Init) -> list[tuple[str, nn.Module]]:
         roots = set()
         for pattern in edit.get_names("targets") or []:
             try:
-                roots.add(session.module(pattern, "init.targets")[0])
+                roots.add(doc.module(pattern, "init.targets")[0])
             except EditError:
-                names = session.select_tensors([pattern], "init.targets")
+                names = doc.select_tensors([pattern], "init.targets")
                 roots.update(name.rpartition(".")[0] for name in names)
     result = []
-    for path, module in session.model.named_modules():
+    for path, module in model.named_modules():
         inside = any(path == root or root == "" or path.startswith(root + ".") for root in roots)
         if inside and callable(getattr(module, "reset_parameters", None)):
             result.append((path, module))
     if not result:
         raise EditError("init.targets: no selected module has reset_parameters()")
     return result
-
-
-def _own_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
-    tensors = {leaf: t for leaf, t in module._parameters.items() if t is not None}
-    tensors.update({leaf: t for leaf, t in module._buffers.items() if t is not None})
-    return tensors

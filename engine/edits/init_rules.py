@@ -30,11 +30,10 @@ import torch
 from torch import nn
 
 from ..errors import EditError
-from .common import record_values
 
 if TYPE_CHECKING:
     from ..changes import Transaction
-    from ..session import Session
+    from ..document import Document
 
 RULE_FIELDS = ("types", "param", "method", "args")
 
@@ -170,7 +169,7 @@ def plan(model: nn.Module, rules: list[Rule]) -> tuple[list[Step], set[tuple[int
     return steps, skipped
 
 
-def run(session: Session, tx: Transaction, rules: list[Rule], seed: int,
+def run(doc: Document, tx: Transaction, rules: list[Rule], seed: int,
         root: nn.Module, check_tensor: Any, initializer: Any) -> tuple[list[str], list[list]]:
     """Record, then initialize everything the rules select.
 
@@ -183,7 +182,7 @@ def run(session: Session, tx: Transaction, rules: list[Rule], seed: int,
     is None (the exported script guards those with `if m.<param> is not None`).
     """
     steps, skipped = plan(root, rules)
-    prefix = _root_path(session, root)
+    prefix = _root_path(doc, root)
     recorded: dict[int, str] = {}
     devices: set[int] = set()
     for step in steps:
@@ -193,34 +192,42 @@ def run(session: Session, tx: Transaction, rules: list[Rule], seed: int,
             if step.param is not None:
                 check_tensor(name, tensor, step.rule)
             if id(tensor) not in recorded:
-                recorded[id(tensor)] = session.canonical_name(name, "init.rules")
-                record_values(session, tx, recorded[id(tensor)])
+                recorded[id(tensor)] = doc.canonical_name(name, "init.rules")
             if tensor.device.type == "cuda":
                 devices.add(tensor.device.index or 0)
-    # The rules draw from the global generator, seeded as `torch.manual_seed(seed)` seeds it,
-    # inside fork_rng: the caller's generators are as they were afterwards.
-    with torch.random.fork_rng(devices=sorted(devices)), torch.no_grad():
-        torch.manual_seed(seed)
-        for step in steps:
-            rule = rules[step.rule]
-            if step.param is None:
-                before = _own_tensors(step.module)
-                step.module.reset_parameters()
-                if any(_own_tensors(step.module).get(leaf) is not tensor
-                       for leaf, tensor in before.items()):
-                    raise EditError(f"init.rules[{step.rule}].method: "
-                                    f"{type(step.module).__name__}.reset_parameters at "
-                                    f"'{step.path}' replaced its tensors instead of filling them")
-                continue
-            tensor = getattr(step.module, step.param)
-            function = initializer(rule.method)
-            if tensor.device.type == "cpu":
-                function(tensor, **rule.args)
-            else:
-                staged = torch.empty(tensor.shape, dtype=tensor.dtype)
-                function(staged, **rule.args)
-                tensor.copy_(staged)
-    return list(dict.fromkeys(recorded.values())), sorted([list(pair) for pair in skipped])
+
+    def mutate() -> None:
+        # The rules draw from the global generator, seeded as `torch.manual_seed(seed)`
+        # seeds it, inside fork_rng: the caller's generators are as they were afterwards.
+        with torch.random.fork_rng(devices=sorted(devices)):
+            torch.manual_seed(seed)
+            for step in steps:
+                rule = rules[step.rule]
+                if step.param is None:
+                    reset_in_place(step.module, step.path, f"init.rules[{step.rule}].method")
+                    continue
+                tensor = getattr(step.module, step.param)
+                function = initializer(rule.method)
+                if tensor.device.type == "cpu":
+                    function(tensor, **rule.args)
+                else:
+                    staged = torch.empty(tensor.shape, dtype=tensor.dtype)
+                    function(staged, **rule.args)
+                    tensor.copy_(staged)
+
+    names = list(dict.fromkeys(recorded.values()))
+    doc.change_in_place(tx, names, mutate)
+    return names, sorted([list(pair) for pair in skipped])
+
+
+def reset_in_place(module: nn.Module, path: str, field: str) -> None:
+    """`module.reset_parameters()`, refused when it replaced tensors instead of filling them."""
+    before = _own_tensors(module)
+    module.reset_parameters()
+    after = _own_tensors(module)
+    if any(after.get(leaf) is not tensor for leaf, tensor in before.items()):
+        raise EditError(f"{field}: {type(module).__name__}.reset_parameters at "
+                        f"'{path}' replaced its tensors instead of filling them")
 
 
 def _own_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -236,9 +243,8 @@ def _step_tensors(step: Step) -> list[tuple[str, torch.Tensor]]:
     return [*step.module.named_parameters(), *step.module.named_buffers()]
 
 
-def _root_path(session: Session, root: nn.Module) -> str:
-    assert session.model is not None
-    for path, module in session.model.named_modules(remove_duplicate=False):
+def _root_path(doc: Document, root: nn.Module) -> str:
+    for path, module in doc.model.named_modules(remove_duplicate=False):
         if module is root:
             return path
     return ""

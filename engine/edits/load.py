@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Any
 from ..errors import EditError, FileError
 from ..io import read_state_dict
 from .base import Edit, register
-from .common import write_values
 
 if TYPE_CHECKING:
     from ..changes import Transaction
-    from ..session import Session
+    from ..document import Document
 
 
 @register
@@ -72,12 +71,12 @@ class Load(Edit):
             return False
         return not any(fnmatch.fnmatchcase(name, p) for p in exclude)
 
-    def perform(self, session: Session, tx: Transaction) -> Any:
+    def perform(self, doc: Document, tx: Transaction) -> Any:
         try:
             stored = read_state_dict(self.spec["path"])
         except FileError as error:
             raise EditError(f"load.path: {error}") from None
-        report = self.plan(session, stored)
+        report = self.plan(doc, stored)
         strict = self.get_bool("strict")
         problems = []
         if strict and report["missing"]:
@@ -96,18 +95,20 @@ class Load(Edit):
         written: set[int] = set()
         self.resolved["pairs"] = []
         for name, key in report.pop("_pairs"):
-            tensor = session.tensor(name)
+            tensor = doc.tensor(name)
             if id(tensor) in written:
                 continue  # a tied tensor is written once
             written.add(id(tensor))
-            write_values(session, tx, name, stored[key])
+            doc.write_values(tx, name, stored[key])
             self.resolved["pairs"].append((name, key))
         return report
 
-    def plan(self, session: Session, stored: dict[str, Any]) -> dict[str, Any]:
+    def plan(self, doc: Document, stored: dict[str, Any]) -> dict[str, Any]:
         """Match file keys to document names; return the report (nothing is changed)."""
-        names = _loadable_names(session)
-        shapes = {name: session.tensor_meta(name)[0] for name in names}
+        rows = doc.rows(persistent_only=True)  # the names a state dict of the document has
+        names = [row.name for row in rows]
+        shapes = {row.name: row.shape for row in rows}
+        dtypes = {row.name: row.dtype for row in rows}
         mapped: dict[str, str] = {}
         for key in stored:
             target = self._map_key(key)
@@ -124,7 +125,7 @@ class Load(Edit):
                 mismatched.append({"name": name, "file_key": key, "file_shape": list(file_shape),
                                    "model_shape": list(shapes[name])})
                 continue
-            if stored[key].dtype != session.tensor_meta(name)[1]:
+            if stored[key].dtype != dtypes[name]:
                 converted.append(name)
             loaded.append(name)
             pairs.append((name, key))
@@ -138,11 +139,3 @@ class Load(Edit):
             "_pairs": pairs,
         }
 
-
-def _loadable_names(session: Session) -> list[str]:
-    """The names a state dict of the document has (persistent buffers only)."""
-    if session.model is None:
-        return session.tensor_names()
-    return [entry.name for entry in session.tensor_entries()
-            if entry.kind == "parameter"
-            or entry.leaf not in entry.owner._non_persistent_buffers_set]

@@ -16,11 +16,11 @@ from torch import nn
 from .. import paths
 from ..errors import EditError
 from ..module_spec import build_module, input_size
-from .base import Edit, draw_seed, register
+from .base import Edit, register
 
 if TYPE_CHECKING:
     from ..changes import Transaction
-    from ..session import Session
+    from ..document import Document
 
 #: where classifiers live in torchvision, timm and Hugging Face models, most specific first
 HEAD_CANDIDATES = ("fc", "classifier", "heads.head", "head.fc", "head", "heads", "score",
@@ -70,21 +70,19 @@ class Replace(Edit):
         self.get_seed()
 
     def describe(self) -> str:
-        return f"Replace {self.spec['target']} with {self.spec['module'].get('type', '?')}"
+        return f"Replace {self.value('target')} with {self.spec['module'].get('type', '?')}"
 
-    def perform(self, session: Session, tx: Transaction) -> Any:
-        assert session.model is not None
-        path, old = session.module(self.spec["target"], "replace.target")
+    def perform(self, doc: Document, tx: Transaction) -> Any:
+        path, old = doc.module(self.spec["target"], "replace.target")
         if path == "":
             raise EditError("replace.target: the root module cannot be replaced")
-        if "seed" not in self.spec:
-            self.spec["seed"] = draw_seed()
-        device, dtype = placement(session.model, old)
-        new, resolved = build_seeded(self.spec["module"], input_size(old), self.spec["seed"],
+        seed = self.seed()
+        device, dtype = placement(doc.model, old)
+        new, resolved = build_seeded(self.spec["module"], input_size(old), seed,
                                      device, dtype, old.training, "replace.module")
-        self.spec["target"], self.spec["module"] = path, resolved
+        self.record(target=path, module=resolved)
         self.resolved.update(placement_text(device, dtype), training=old.training)
-        session.replace_module(tx, path, new)
+        doc.replace_module(tx, path, new)
         return path
 
 
@@ -161,23 +159,21 @@ class ReplaceHead(Edit):
         layers.append({"type": "Linear", "out_features": self.spec["num_classes"]})
         return layers[0] if len(layers) == 1 else {"type": "Sequential", "layers": layers}
 
-    def perform(self, session: Session, tx: Transaction) -> Any:
-        assert session.model is not None
+    def perform(self, doc: Document, tx: Transaction) -> Any:
         target = self.spec.get("target")
-        path = find_head(session.model) if target is None else target
-        path, old = session.module(path, "replace_head.target")
+        path = find_head(doc.model) if target is None else target
+        path, old = doc.module(path, "replace_head.target")
         if path == "":
             raise EditError("replace_head.target: the root module cannot be replaced")
         if not isinstance(old, nn.Linear | nn.Conv2d | nn.Sequential):
             raise EditError(f"replace_head.target: '{path}' is {type(old).__name__}; "
                             "expected a Linear layer (or name the layer to replace)")
-        if "seed" not in self.spec:
-            self.spec["seed"] = draw_seed()
-        device, dtype = placement(session.model, old)
+        seed = self.seed()
+        device, dtype = placement(doc.model, old)
         spec = self.spec.get("module") or self.head_spec(old)
-        new, resolved = build_seeded(spec, input_size(old), self.spec["seed"],
+        new, resolved = build_seeded(spec, input_size(old), seed,
                                      device, dtype, old.training, "replace_head.module")
-        self.spec["target"], self.spec["module"] = path, resolved
+        self.record(target=path, module=resolved)
         self.resolved.update(placement_text(device, dtype), training=old.training)
-        session.replace_module(tx, path, new)
+        doc.replace_module(tx, path, new)
         return {"target": path, "module": resolved}

@@ -13,35 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .. import paths
-from ..changes import ContentsChange, DataChange
 from ..checkpoint import Slot
 from ..errors import EditError
 from ..io.dtypes import dtype_name, parse_dtype
-from .base import Edit, draw_seed, names_text, register
+from .base import Edit, names_text, register
 from .init import INITIALIZERS, initializer, initializer_parameters, is_random
 
 if TYPE_CHECKING:
     from ..changes import Transaction
-    from ..session import Session
-
-
-def match_checkpoint_names(session: Session, patterns: list[str], field: str) -> list[str]:
-    """Every name (aliases included) that a name or glob matches, in document order."""
-    names = session.tensor_names()
-    hits = paths.match_names(patterns, names)
-    for pattern, found in hits.items():
-        if not found:
-            raise EditError(f"{field}: '{pattern}' matches no tensor")
-    selected = {name for found in hits.values() for name in found}
-    return [name for name in names if name in selected]
-
-
-def _replace_entries(session: Session, tx: Transaction, items: list[tuple[str, Slot]],
-                     names: tuple[str, ...], owned_bytes: int = 0) -> None:
-    assert session.checkpoint is not None
-    tx.add(ContentsChange(session.checkpoint.entries, items, "", session.emit_structure,
-                          names=names, owned_bytes=owned_bytes))
+    from ..document import CheckpointDocument, Document
 
 
 def _loaded_bytes(slot: Slot) -> int:
@@ -100,9 +80,8 @@ class Rename(Edit):
             raise EditError(f"rename.pattern: '{self.spec['pattern']}' changes no name")
         return result
 
-    def perform(self, session: Session, tx: Transaction) -> Any:
-        assert session.checkpoint is not None
-        entries = session.checkpoint.entries
+    def perform(self, doc: CheckpointDocument, tx: Transaction) -> Any:
+        entries = doc.entries
         mapping = self.mapping(list(entries))
         field = "rename.to" if "target" in self.spec else "rename.replacement"
         taken: dict[str, str] = {}
@@ -116,7 +95,7 @@ class Rename(Edit):
                                 f"named '{new}'")
             taken[new] = name
             items.append((new, slot))
-        _replace_entries(session, tx, items, tuple([*mapping, *mapping.values()]))
+        doc.replace_entries(tx, items, tuple([*mapping, *mapping.values()]))
         return [[old, new] for old, new in mapping.items()]
 
 
@@ -135,18 +114,16 @@ class Delete(Edit):
     def describe(self) -> str:
         return f"Delete {names_text(self.spec['targets'])}"
 
-    def perform(self, session: Session, tx: Transaction) -> Any:
-        assert session.checkpoint is not None
-        doomed = set(match_checkpoint_names(session, self.get_names("targets") or [],
-                                            "delete.targets"))
-        entries = session.checkpoint.entries
+    def perform(self, doc: CheckpointDocument, tx: Transaction) -> Any:
+        doomed = set(doc.match_names(self.get_names("targets") or [], "delete.targets"))
+        entries = doc.entries
         kept = [(name, slot) for name, slot in entries.items() if name not in doomed]
         alive = {id(slot) for _, slot in kept}
         freed = {id(slot): slot for name, slot in entries.items()
                  if name in doomed and id(slot) not in alive}
         owned = sum(_loaded_bytes(slot) for slot in freed.values())
         deleted = [name for name in entries if name in doomed]
-        _replace_entries(session, tx, kept, tuple(deleted), owned)
+        doc.replace_entries(tx, kept, tuple(deleted), owned)
         return deleted
 
 
@@ -166,11 +143,10 @@ class Copy(Edit):
     def describe(self) -> str:
         return f"Copy {self.spec['source']} to {self.spec['to']}"
 
-    def perform(self, session: Session, tx: Transaction) -> Any:
-        assert session.checkpoint is not None
+    def perform(self, doc: CheckpointDocument, tx: Transaction) -> Any:
         source, to = self.spec["source"], self.spec["to"]
-        slot = session.slot(source, "copy.source")
-        entries = session.checkpoint.entries
+        slot = doc.slot(source, "copy.source")
+        entries = doc.entries
         if to in entries:
             raise EditError(f"copy.to: a tensor named '{to}' exists already")
         new = _independent_copy(slot)
@@ -179,7 +155,7 @@ class Copy(Edit):
             items.append((name, existing))
             if name == source:
                 items.append((to, new))
-        _replace_entries(session, tx, items, (to,), _loaded_bytes(new))
+        doc.replace_entries(tx, items, (to,), _loaded_bytes(new))
         return to
 
 
@@ -221,24 +197,23 @@ class Cast(Edit):
             raise EditError(f"cast.dtype: unknown dtype '{text}' (e.g. float16, bfloat16, "
                             "float32, int8)")
         self.dtype = dtype
-        self.spec["dtype"] = dtype_name(dtype)
+        self.record(dtype=dtype_name(dtype))  # the canonical name: 'half' -> 'float16'
 
     def describe(self) -> str:
-        return f"Cast {names_text(self.spec['targets'])} to {self.spec['dtype']}"
+        return f"Cast {names_text(self.spec['targets'])} to {self.value('dtype')}"
 
-    def perform(self, session: Session, tx: Transaction) -> Any:
-        names = session.select_tensors(self.get_names("targets") or [], "cast.targets",
-                                       bulk_floating_only=True)
-        changing = [name for name in names if session.tensor_meta(name)[1] != self.dtype]
-        if session.model is not None:
-            for name in changing:
-                if session.entry(name).kind == "parameter":
-                    _float_check("cast", name, self.dtype)
+    def perform(self, doc: Document, tx: Transaction) -> Any:
+        names = doc.select_tensors(self.get_names("targets") or [], "cast.targets",
+                                   bulk_floating_only=True)
+        changing = [name for name in names if doc.tensor_meta(name)[1] != self.dtype]
+        kinds = {row.name: row.kind for row in doc.rows()}
         for name in changing:
-            tensor = session.tensor(name)
+            if kinds[name] == "parameter":
+                _float_check("cast", name, self.dtype)
+        for name in changing:
             with torch.no_grad():
-                new = tensor.detach().to(self.dtype)
-            tx.add(DataChange(tensor, new, tuple(session.aliases(name))))
+                new = doc.tensor(name).detach().to(self.dtype)
+            doc.replace_data(tx, name, new)
         self.resolved["names"] = changing
         return changing
 
@@ -273,13 +248,13 @@ class Resize(Edit):
         self.get_seed()
 
     def describe(self) -> str:
-        return f"Resize {self.spec['target']} to {'x'.join(map(str, self.spec['shape']))}"
+        return f"Resize {self.value('target')} to {'x'.join(map(str, self.spec['shape']))}"
 
-    def perform(self, session: Session, tx: Transaction) -> Any:
-        name = session.canonical_name(self.spec["target"], "resize.target")
-        self.spec["target"] = name
+    def perform(self, doc: Document, tx: Transaction) -> Any:
+        name = doc.canonical_name(self.spec["target"], "resize.target")
+        self.record(target=name)
         shape = tuple(self.spec["shape"])
-        old_shape, dtype = session.tensor_meta(name)
+        old_shape, dtype = doc.tensor_meta(name)
         if len(shape) != len(old_shape):
             raise EditError(f"resize.shape: '{name}' has {len(old_shape)} dims "
                             f"{old_shape}; the new shape must have as many")
@@ -288,13 +263,11 @@ class Resize(Edit):
         if len(shape) < low or (high is not None and len(shape) > high):
             raise EditError(f"resize.method: '{method}' cannot fill a tensor of "
                             f"{len(shape)} dims")
-        tensor = session.tensor(name)
+        tensor = doc.tensor(name)
         new = torch.empty(shape, dtype=dtype)
         generator = None
         if is_random(method):
-            if "seed" not in self.spec:
-                self.spec["seed"] = draw_seed()
-            generator = torch.Generator().manual_seed(self.spec["seed"])
+            generator = torch.Generator().manual_seed(self.seed())
         args = dict(self.spec.get("args", {}))
         try:
             with torch.no_grad():
@@ -310,5 +283,5 @@ class Resize(Edit):
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise EditError(f"resize.method: '{method}' failed on {dtype_name(dtype)}: "
                             f"{message}") from None
-        tx.add(DataChange(tensor, new.to(tensor.device), tuple(session.aliases(name))))
+        doc.replace_data(tx, name, new.to(tensor.device))
         return list(shape)

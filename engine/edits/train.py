@@ -1,30 +1,25 @@
 """`train`: a kept test training, as one undoable step that a recipe can replay.
 
-A run from the GUI or the CLI has already changed the weights when the user keeps
-it; the edit then records the changes the trainer captured before the first step, so
-undo writes the pre-training bits back. The same op read from a recipe runs the
-trainer again with the recorded settings and seed (deterministic on the same device;
-bit-exact on the CPU).
+A run from the GUI or the CLI is kept by the Session (`Session.keep_training`), which
+applies this edit built from the run's result: the edit applies the run's changes
+through the transaction like any other edit, so undo writes the pre-training bits
+back. The same op read from a recipe runs the trainer again on the document with the
+recorded settings and seed (deterministic on the same device; bit-exact on the CPU).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..training.config import TrainConfig
+from ..training.config import TrainConfig, step_label
 from .base import Edit, register
 
 if TYPE_CHECKING:
     from ..changes import Transaction
-    from ..session import Session
+    from ..document import ModelDocument
     from ..training.trainer import TrainResult
 
-
-def step_label(steps: int | None, epochs: int | None = None) -> str:
-    """The history label of a kept run: 'Test training: 200 steps'."""
-    if steps is None and epochs is not None:
-        return f"Test training: {epochs} epoch{'s' if epochs != 1 else ''}"
-    return f"Test training: {steps} step{'s' if steps != 1 else ''}"
+__all__ = ["Train", "step_label"]
 
 
 @register
@@ -36,34 +31,34 @@ class Train(Edit):
     modes = frozenset({"model"})
 
     def parse(self) -> None:
-        settings = {key: value for key, value in self.spec.items() if key not in ("op", "label")}
-        self.config = TrainConfig.from_dict(settings, prefix="train")
-        self._finished: tuple[list[Any], dict[str, Any]] | None = None
+        self.config = TrainConfig.from_dict(self._settings(), prefix="train")
+        self._finished: TrainResult | None = None
+
+    def _settings(self) -> dict[str, Any]:
+        return {key: value for key, value in self.to_dict().items()
+                if key not in ("op", "label")}
 
     @classmethod
     def from_result(cls, result: TrainResult) -> Train:
-        """The edit that records a finished run (its changes are already made)."""
+        """The edit that applies a finished run's changes (its trained weights)."""
         edit = cls({"op": "train", **result.recorded})
-        edit._finished = (result.changes, result.report.to_dict())
+        edit._finished = result
         return edit
 
     def describe(self) -> str:
         return step_label(self.config.steps, self.config.epochs)
 
-    def perform(self, session: Session, tx: Transaction) -> Any:
-        if self._finished is not None:
-            changes, report = self._finished
-            self._finished = None  # the history step holds the changes from now on
-        else:
+    def perform(self, doc: ModelDocument, tx: Transaction) -> Any:
+        result = self._finished
+        self._finished = None  # the history step holds the changes from now on
+        if result is None:
             from ..training.trainer import Trainer
 
-            result = Trainer(session, self.config).run(hold=False)
-            changes, report = result.changes, result.report.to_dict()
+            result = Trainer(doc, self.config).run(hold=False)
             # Record what the run resolved (a drawn seed, a proposed shape), as other
             # random edits do, so that the recipe replays the very same run.
-            self.spec.update(result.recorded)
-            self.config = TrainConfig.from_dict(
-                {key: value for key, value in self.spec.items() if key not in ("op", "label")})
-        for change in changes:
+            self.record(**result.recorded)
+            self.config = TrainConfig.from_dict(self._settings())
+        for change in result.take_changes():
             tx.add(change)
-        return report
+        return result.report.to_dict()

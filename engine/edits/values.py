@@ -6,19 +6,16 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..document.rows import shape_text
 from ..errors import EditError
 from ..expr import compile_expr
 from ..indexing import parse_index, region_shape
-from .base import Edit, draw_seed, names_text, register
-from .common import record_values, require_float, write_values
+from .base import Edit, names_text, register
+from .common import require_float
 
 if TYPE_CHECKING:
     from ..changes import Transaction
-    from ..session import Session
-
-
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(size) for size in shape) + ")"
+    from ..document import Document
 
 
 @register
@@ -45,47 +42,46 @@ class SetValues(Edit):
         self.get_seed()
 
     def describe(self) -> str:
-        where = self.spec["target"] + (f"[{self.spec['index']}]" if "index" in self.spec else "")
+        where = self.value("target") + (f"[{self.spec['index']}]" if "index" in self.spec else "")
         return f"Set {where}"
 
-    def perform(self, session: Session, tx: Transaction) -> Any:
-        name = session.canonical_name(self.spec["target"], "set.target")
-        self.spec["target"] = name
-        shape, _dtype = session.tensor_meta(name)
+    def perform(self, doc: Document, tx: Transaction) -> Any:
+        name = doc.canonical_name(self.spec["target"], "set.target")
+        self.record(target=name)
+        shape, _dtype = doc.tensor_meta(name)
         index = None
         if "index" in self.spec:
             index = parse_index(self.spec["index"], shape, "set.index")
         region = region_shape(shape, index)
-        tensor = session.tensor(name, "set.target")
-        values = self._values(session, tensor, index)
+        tensor = doc.tensor(name, "set.target")
+        values = self._values(doc, tensor, index)
         try:
             fits = torch.broadcast_shapes(tuple(values.shape), region) == region
         except RuntimeError:
             fits = False
         if not fits:
             raise EditError(
-                f"set.{self.source}: shape {_shape_text(tuple(values.shape))} does not fit "
+                f"set.{self.source}: shape {shape_text(tuple(values.shape))} does not fit "
                 f"{name}{'[' + self.spec['index'] + ']' if index is not None else ''} "
-                f"of shape {_shape_text(region)}"
+                f"of shape {shape_text(region)}"
             ) from None
-        write_values(session, tx, name, values, index)
+        doc.write_values(tx, name, values, index)
         return None
 
-    def _values(self, session: Session, tensor: torch.Tensor, index: Any) -> torch.Tensor:
+    def _values(self, doc: Document, tensor: torch.Tensor, index: Any) -> torch.Tensor:
         if self.source == "value":
             return self.constant
         if self.source == "from":
-            self.spec["from"] = session.canonical_name(self.spec["from"], "set.from")
-            source = session.tensor(self.spec["from"], "set.from").detach()
+            source_name = doc.canonical_name(self.spec["from"], "set.from")
+            self.record(**{"from": source_name})
+            source = doc.tensor(source_name, "set.from").detach()
             if source.untyped_storage().data_ptr() == tensor.untyped_storage().data_ptr():
                 source = source.clone()  # copying a tensor onto itself must not read what it writes
             return source
         x = tensor.detach() if index is None else tensor.detach()[index]
         generator = None
         if self.compiled.uses_random:
-            if "seed" not in self.spec:
-                self.spec["seed"] = draw_seed()
-            generator = torch.Generator().manual_seed(self.spec["seed"])
+            generator = torch.Generator().manual_seed(self.seed())
         try:
             return self.compiled.evaluate(x, generator)
         except EditError:
@@ -128,18 +124,21 @@ class _ScalarOp(Edit):
         self.get_names("targets")
         self.get_number("value")
 
-    def perform(self, session: Session, tx: Transaction) -> Any:
+    def perform(self, doc: Document, tx: Transaction) -> Any:
         # A glob or module selects its floating-point tensors, as a loop over a model's
         # parameters would; an integer tensor named itself is refused below.
-        names = session.select_tensors(self.get_names("targets") or [], f"{self.op}.targets",
-                                       bulk_floating_only=True)
+        names = doc.select_tensors(self.get_names("targets") or [], f"{self.op}.targets",
+                                   bulk_floating_only=True)
         for name in names:
-            _shape, dtype = session.tensor_meta(name)
+            _shape, dtype = doc.tensor_meta(name)
             require_float(self.op, "targets", name, dtype)
-        for name in names:
-            tensor = record_values(session, tx, name)
-            with torch.no_grad():
+        tensors = [doc.tensor(name) for name in names]
+
+        def mutate() -> None:
+            for tensor in tensors:
                 self._apply(tensor, self.spec["value"])
+
+        doc.change_in_place(tx, names, mutate)
         self.resolved["names"] = names
         return names
 

@@ -82,13 +82,12 @@ def export_model(session: Session, path: str | Path, format: str | None = None, 
                               "format pt2, onnx or torchscript")
     settings = ExportOptions.from_dict({"format": format, **options})
     output = check_output_path(path, settings.format)
-    session.check_model("export")
+    session.document.check_model("export")
     if settings.format == "onnx":
         require_onnx()
-    model = session.model
-    assert model is not None
+    model = session.document.model
     with session.busy(EXPORTING):
-        return _export(model, session.tie_groups(), output, settings, progress)
+        return _export(model, session.document.tie_groups(), output, settings, progress)
 
 
 def _export(model: nn.Module, tie_groups: list[list[str]], output: Path,

@@ -97,15 +97,17 @@ def describe_ties(summary: dict[str, Any]) -> str:
 def hf_tied_targets(session: Session) -> dict[str, str] | None:
     """{name transformers ties itself: its source} for a Hugging Face model or folder, or
     None when the document is not one (or transformers cannot tell)."""
-    model = session.model
-    if model is not None:
-        mapping = getattr(model, "all_tied_weights_keys", None)
-        if mapping is None and hasattr(model, "get_expanded_tied_weights_keys"):
-            try:
-                mapping = model.get_expanded_tied_weights_keys(all_submodels=True)
-            except Exception:  # transformers' own failure: treat as unknown
-                mapping = None
-        return dict(mapping) if isinstance(mapping, dict) else None
+    # A transformers model says it itself; anything else (a checkpoint, a model that
+    # cannot tell) is answered by the folder's config.json, which the model was made from.
+    model = session.document.model
+    mapping = getattr(model, "all_tied_weights_keys", None)
+    if mapping is None and hasattr(model, "get_expanded_tied_weights_keys"):
+        try:
+            mapping = model.get_expanded_tied_weights_keys(all_submodels=True)
+        except Exception:  # transformers' own failure: treat as unknown
+            mapping = None
+    if isinstance(mapping, dict):
+        return dict(mapping)
     folder = session.source.get("folder")
     return _config_tied_targets(Path(folder)) if folder else None
 
@@ -181,12 +183,10 @@ def plan_ties(session: Session, items: list[StoredItem], mode: str | None,
                     and targets.get(name) != name]
         stored = [name for name in names if name not in left_out]
         plan.aliases.update({name: stored[0] for name in left_out})
-        first = StoredItem(stored[0], item.shape, item.dtype, slot=item.slot,
-                           tensor_value=item.tensor_value)
+        first = StoredItem(stored[0], item.shape, item.dtype, row=item.row)
         plan.items.append(first)
         for name in stored[1:]:
-            plan.items.append(StoredItem(name, item.shape, item.dtype, slot=item.slot,
-                                         tensor_value=item.tensor_value))
+            plan.items.append(StoredItem(name, item.shape, item.dtype, row=item.row))
             plan.extra_bytes += item.nbytes
         if len(stored) > 1:
             plan.groups.append(stored)

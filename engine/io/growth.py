@@ -63,8 +63,7 @@ def _storage_bytes(item: StoredItem) -> tuple[object, int]:
     """(identity of the bytes behind `item`, how many there are)."""
     if item.source is not None:
         return ("file", id(item.source)), item.nbytes
-    tensor = item.slot.tensor if item.slot is not None else item.tensor_value
-    assert tensor is not None
+    tensor = item.row.load()
     if tensor.device.type == "meta":
         return ("meta", id(tensor)), 0
     storage = tensor.untyped_storage()

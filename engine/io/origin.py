@@ -3,13 +3,12 @@
 `Session.source` is a JSON-ready summary (path, format, chosen nested key, prefix...)
 that the GUI and `inspect --json` show. The objects behind it, which are not JSON (the
 wrapper dict of a nested checkpoint with its optimizer state, the open files that
-lazy tensors are read from), live in an `Origin` kept beside the session here,
-without adding attributes to `Session`.
+lazy tensors are read from), live in an `Origin` kept as the document's `origin`
+(a checkpoint given an architecture hands it on to its model document).
 """
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -45,14 +44,11 @@ class Origin:
     recorded_ties: list[list[str]] = field(default_factory=list)
 
 
-_ORIGINS: weakref.WeakKeyDictionary[Session, Origin] = weakref.WeakKeyDictionary()
-
-
 def origin_of(session: Session) -> Origin | None:
-    """The Origin recorded when `session` was opened from a file, or None."""
-    return _ORIGINS.get(session)
+    """The Origin recorded when `session`'s document was opened from a file, or None."""
+    return session.document.origin
 
 
 def set_origin(session: Session, origin: Origin) -> None:
-    """Record where `session` came from (called by `open_session`)."""
-    _ORIGINS[session] = origin
+    """Record where `session`'s document came from (called by `open_session`)."""
+    session.document.origin = origin

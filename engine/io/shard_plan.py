@@ -70,8 +70,8 @@ def _known_shard(item: StoredItem, shard_of: dict[str, str]) -> str | None:
     source = item.source
     if source is not None:
         return source.file.path.name
-    if item.slot is not None and getattr(item.slot.source, "file", None) is not None:
-        return item.slot.source.file.path.name
+    if getattr(item.row.file_source, "file", None) is not None:
+        return item.row.file_source.file.path.name
     for name in [item.name, *item.aliases]:
         if name in shard_of:
             return shard_of[name]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..checkpoint import Slot
+from ..document.rows import TensorRow
 from .sources import TensorSource
 
 if TYPE_CHECKING:
@@ -26,17 +26,14 @@ class StoredItem:
     name: str
     shape: tuple[int, ...]
     dtype: torch.dtype
-    slot: Slot | None = None
-    tensor_value: torch.Tensor | None = None
+    row: TensorRow
     aliases: list[str] = field(default_factory=list)
 
     @property
     def source(self) -> TensorSource | None:
         """The unchanged bytes on disk, when the tensor was never read into memory."""
-        if self.slot is not None and not self.slot.loaded and isinstance(self.slot.source,
-                                                                          TensorSource):
-            return self.slot.source
-        return None
+        unread = self.row.unread_source
+        return unread if isinstance(unread, TensorSource) else None
 
     @property
     def nbytes(self) -> int:
@@ -52,31 +49,18 @@ class StoredItem:
     def raw(self) -> torch.Tensor:
         """The values, detached, on the CPU, as they are laid out (a broadcast view stays a
         view: writers go through it a chunk at a time)."""
-        value = self.slot.tensor if self.slot is not None else self.tensor_value
-        assert value is not None
-        return value.detach().to("cpu")
+        return self.row.load().detach().to("cpu")
 
 
 def stored_items(session: Session) -> list[StoredItem]:
     """The session's stored tensors in document order, each tie group once (first name)."""
     items: dict[int, StoredItem] = {}
-    if session.checkpoint is not None:
-        for name, slot in session.checkpoint.entries.items():
-            item = items.get(id(slot))
-            if item is None:
-                items[id(slot)] = StoredItem(name, slot.shape, slot.dtype, slot=slot)
-            else:
-                item.aliases.append(name)
-        return list(items.values())
-    for entry in session.tensor_entries():
-        if entry.kind == "buffer" and entry.leaf in entry.owner._non_persistent_buffers_set:
-            continue
-        item = items.get(id(entry.tensor))
+    for row in session.document.rows(persistent_only=True):
+        item = items.get(row.key)
         if item is None:
-            items[id(entry.tensor)] = StoredItem(entry.name, tuple(entry.tensor.shape),
-                                                 entry.tensor.dtype, tensor_value=entry.tensor)
+            items[row.key] = StoredItem(row.name, row.shape, row.dtype, row=row)
         else:
-            item.aliases.append(entry.name)
+            item.aliases.append(row.name)
     return list(items.values())
 
 
@@ -87,7 +71,4 @@ def alias_map(items: list[StoredItem]) -> dict[str, str]:
 
 def frozen_names(session: Session) -> list[str]:
     """Names of parameters with requires_grad False (model mode; kept from the file otherwise)."""
-    if session.model is None:
-        return list(session.source.get("frozen") or [])
-    return [entry.name for entry in session.tensor_entries()
-            if entry.kind == "parameter" and not entry.tensor.requires_grad]
+    return session.document.frozen_names()

@@ -18,10 +18,7 @@ if TYPE_CHECKING:
 
 def state_dict_of(session: Session) -> dict[str, Any]:
     """Name -> tensor in document order; tied names map to one tensor (one storage on disk)."""
-    if session.checkpoint is not None:
-        return {name: slot.tensor.detach() for name, slot in session.checkpoint.entries.items()}
-    assert session.model is not None
-    return session.model.state_dict()
+    return {name: tensor.detach() for name, tensor in session.state_dict().items()}
 
 
 def wrapped(session: Session, payload: Any, include_extras: bool) -> tuple[Any, bool]:

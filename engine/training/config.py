@@ -204,3 +204,10 @@ def multipliers_from_text(text: str) -> dict[str, float]:
             raise EditError(f"lr_multipliers: expected NAME=NUMBER such as fc=10; got '{entry}'")
         multipliers[name] = factor
     return multipliers
+
+
+def step_label(steps: int | None, epochs: int | None = None) -> str:
+    """The history label of a kept run: 'Test training: 200 steps'."""
+    if steps is None and epochs is not None:
+        return f"Test training: {epochs} epoch{'s' if epochs != 1 else ''}"
+    return f"Test training: {steps} step{'s' if steps != 1 else ''}"

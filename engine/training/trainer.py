@@ -1,12 +1,14 @@
-"""The trainer: a short, honest training run over a Session's live model, exactly reversible.
+"""The trainer: a short, honest training run over a document's live model, exactly reversible.
 
 Before the first step the values of every tensor the run may change (trainable
 parameters and every buffer) are recorded as `ValueChange`s, and a digest of every
 frozen parameter is taken (the optimizer never sees them). After the run
 a report says what changed and whether the frozen tensors are bit-identical and the
-tied ones still one object. The result is then kept as one undoable step (op
-"train") or discarded, which writes the recorded values back in place: the same
-objects, the same bits.
+tied ones still one object. The trainer returns the result; the Session that ran it
+keeps it as one undoable step (the edit "train", applied like any other) or discards
+it (the recorded values written back in place: the same objects, the same bits),
+and tells the views either way. The trainer itself emits no event and imports
+neither the Session nor the edits.
 
 The loop does nothing per step that a plain hand-written loop would not: losses stay
 on the device and are read at a bounded rate (`report_interval`), with the cancel
@@ -21,24 +23,24 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
 
-from ..changes import ValueChange
-from ..edits.base import draw_seed
-from ..edits.freeze import BN_EVAL_MARK, set_train_mode
+from ..changes import Change, ValueChange
 from ..errors import EditError, WeightsmithError
+from ..modes import BN_EVAL_MARK, set_train_mode
 from ..progress import Cancelled, Progress
-from .config import TrainConfig
+from ..seeds import draw_seed
+from .config import TrainConfig, step_label
 from .data import DataSource, open_data
 from .model_io import first_line, kept_modes, logits_of, model_placement, probe, resolve_device
 from .report import TrainReport, smoothed_curve, window_mean
 from .task import batch_correct, check_targets, compute_loss, resolve_task
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from ..document import ModelDocument
 
 #: accuracy points measured per run at most: beyond, every k-th step is measured, so that
 #: the three small operations it costs stay a negligible part of a tiny model's step
@@ -66,41 +68,57 @@ class Metrics:
 MetricsCallback = Callable[[Metrics], None]
 
 
+class TrainingHost(Protocol):
+    """What runs a training for the user (the Session): it holds the document, refuses
+    edits while busy, and keeps or discards a result."""
+
+    document: Any
+
+    def busy(self, reason: str) -> contextlib.AbstractContextManager[None]: ...
+
+    def keep_training(self, result: TrainResult) -> Any: ...
+
+    def revert_unrecorded(self, changes: list[Change]) -> None: ...
+
+
 class Trainer:
-    """Train a Session's model for a while and verify what the training did.
+    """Train a model for a while and verify what the training did.
 
     Parameters
     ----------
-    session : a Session in model mode
+    target : a Session in model mode (the GUI, the CLI: it refuses edits during the run,
+        and the result is kept or discarded through it), or a model document (the
+        replay of a recorded run inside the edit "train")
     config : a TrainConfig, or its dict form (validated)
 
     Raises
     ------
-    EditError : a bad setting, or a session without a model
+    EditError : a bad setting, or a document without a model
     """
 
-    def __init__(self, session: Session, config: TrainConfig | dict[str, Any]) -> None:
-        session.check_model("train")
+    def __init__(self, target: TrainingHost | ModelDocument,
+                 config: TrainConfig | dict[str, Any]) -> None:
+        self.host: TrainingHost | None = target if hasattr(target, "document") else None
+        self.document: ModelDocument = getattr(target, "document", target)
+        self.document.check_model("train")
         if isinstance(config, dict):
             config = TrainConfig.from_dict(config)
         else:
             config = dataclasses.replace(config, lr_multipliers=dict(config.lr_multipliers))
             config.validate()
-        self.session = session
         self.config = config
         self._reserved: contextlib.ExitStack | None = None
 
     @property
     def model(self) -> nn.Module:
-        assert self.session.model is not None
-        return self.session.model
+        return self.document.model
 
     # ------------------------------------------------------------------ parameters
     def trainable(self) -> list[tuple[str, torch.Tensor]]:
         """Each parameter with requires_grad, once (tied ones under their first name)."""
         seen: set[int] = set()
         found = []
-        for entry in self.session.tensor_entries():
+        for entry in self.document.tensor_entries():
             tensor = entry.tensor
             if entry.kind == "parameter" and tensor.requires_grad and id(tensor) not in seen:
                 seen.add(id(tensor))
@@ -123,9 +141,9 @@ class Trainer:
                             "frozen); unfreeze something first")
         factors = {id(tensor): 1.0 for _, tensor in trainable}
         for pattern, factor in self.config.lr_multipliers.items():
-            names = self.session.select_tensors([pattern], "train.lr_multipliers",
-                                                parameters_only=True)
-            hits = [id(self.session.tensor(name)) for name in names]
+            names = self.document.select_tensors([pattern], "train.lr_multipliers",
+                                                 parameters_only=True)
+            hits = [id(self.document.tensor(name)) for name in names]
             hits = [key for key in hits if key in factors]
             if not hits:
                 raise EditError(f"train.lr_multipliers: '{pattern}' selects only frozen "
@@ -166,7 +184,8 @@ class Trainer:
         """
         if self._reserved is None:
             busy = contextlib.ExitStack()
-            busy.enter_context(self.session.busy(RUNNING))
+            if self.host is not None:
+                busy.enter_context(self.host.busy(RUNNING))
             self._reserved = busy
         return self._reserved
 
@@ -197,7 +216,7 @@ class Trainer:
             failure during the run (the model is then restored exactly)
         Cancelled : cancelled before the first step (nothing changed)
         """
-        session, model = self.session, self.model
+        document, model = self.document, self.model
         started = time.perf_counter()
         busy = self.reserve()
         self._reserved = None  # the run owns the reservation from here on
@@ -218,7 +237,7 @@ class Trainer:
             if progress is not None:
                 progress.check()
             recorded = {**config.to_dict(), **data.resolved, "task": task, "epochs": None}
-            snapshot = _Snapshot(session, model)
+            snapshot = _Snapshot(document, model)
         except BaseException:
             busy.close()
             raise
@@ -226,7 +245,7 @@ class Trainer:
         try:
             loop.run(progress, on_metrics, report_interval)
             report = loop.report(data.description, time.perf_counter() - started)
-            snapshot.verify(session, report)
+            snapshot.verify(document, report)
         except BaseException as error:
             snapshot.restore()
             busy.close()
@@ -235,12 +254,11 @@ class Trainer:
             raise EditError(f"train: step {loop.step + 1}: {first_line(error)}") from error
         report.add_checks()
         recorded["steps"] = report.steps
-        if hold:
-            busy.close()
-            busy.enter_context(session.busy(UNDECIDED))
-        else:
-            busy.close()
-        return TrainResult(session, report, recorded, snapshot, busy if hold else None)
+        busy.close()
+        held = hold and self.host is not None
+        if held:
+            busy.enter_context(self.host.busy(UNDECIDED))
+        return TrainResult(self.host, report, recorded, snapshot, busy if held else None)
 
 
 def _check_precision(precision: str, device: torch.device) -> None:
@@ -320,11 +338,18 @@ def digest(tensor: torch.Tensor) -> bytes:
 
 
 class _Recorded(ValueChange):
-    """The values of a tensor from before a run, to put back; it can tell whether they moved."""
+    """The values of a tensor from before a run: the change the run makes to it.
+
+    Made before the first step as an applied change (what it holds is the state
+    before), so `revert` puts the values from before back and `apply` the trained ones.
+    """
+
+    def __init__(self, tensor: torch.Tensor, names: tuple[str, ...]) -> None:
+        super().__init__(tensor, None, tensor.detach().clone(), names)
 
     def changed(self) -> bool:
         """True when the live tensor's bits differ from the recorded ones (before any undo)."""
-        live, saved = self.tensor.detach(), self._saved
+        live, saved = self.tensor.detach(), self._other
         if live.shape != saved.shape or live.dtype != saved.dtype:
             return True
         return not torch.equal(_bits(live), _bits(saved))
@@ -338,7 +363,7 @@ def _bits(tensor: torch.Tensor) -> torch.Tensor:
 class _Snapshot:
     """The state before a run: saved values of what may change, digests of the frozen rest."""
 
-    def __init__(self, session: Session, model: nn.Module) -> None:
+    def __init__(self, document: ModelDocument, model: nn.Module) -> None:
         eval_batchnorm: dict[str, nn.Module] = {}
         train_batchnorm: dict[str, nn.Module] = {}
         for path, module in model.named_modules():
@@ -352,7 +377,7 @@ class _Snapshot:
         self.trainable: list[str] = []
         self.frozen: dict[str, bytes] = {}  # frozen parameters: a digest is enough
         self.held_still: set[str] = set()  # statistics of BatchNorm kept in eval mode
-        for entry in session.tensor_entries():
+        for entry in document.tensor_entries():
             tensor = entry.tensor
             if id(tensor) in self.names:
                 continue
@@ -366,10 +391,9 @@ class _Snapshot:
                 self.held_still.add(entry.name)
             # Buffers are recorded whatever they are: BatchNorm statistics move, and a
             # model's forward may update a buffer of its own; Discard restores them all.
-            self.records[entry.name] = _Recorded(tensor, None,
-                                                 tuple(session.aliases(entry.name)))
+            self.records[entry.name] = _Recorded(tensor, tuple(document.aliases(entry.name)))
         self.changes: list[ValueChange] = list(self.records.values())
-        self.ties = [(group, session.tensor(group[0])) for group in session.tie_groups()]
+        self.ties = [(group, document.tensor(group[0])) for group in document.tie_groups()]
         self.eval_batchnorm = eval_batchnorm
         self.train_batchnorm = train_batchnorm
         self.changed: set[str] = set()
@@ -377,14 +401,13 @@ class _Snapshot:
     def restore(self) -> None:
         """Write the recorded values back, in place (the run is thrown away)."""
         for change in reversed(self.changes):
-            change.undo()
+            change.revert()
 
-    def verify(self, session: Session, report: TrainReport) -> None:
+    def verify(self, document: ModelDocument, report: TrainReport) -> None:
         """Compare the tensors with the state before; fill in the report's findings."""
-        assert session.model is not None
         self.changed = {name for name, record in self.records.items() if record.changed()}
         frozen_changed = {name for name, value in self.frozen.items()
-                          if digest(session.entry(name).tensor) != value}
+                          if digest(document.entry(name).tensor) != value}
         frozen_changed |= self.changed & self.held_still
         order = list(self.names.values())
         report.changed = [name for name in order if name in self.changed or name in frozen_changed]
@@ -394,7 +417,7 @@ class _Snapshot:
         report.frozen_changed = [name for name in order if name in frozen_changed]
         report.ties = [list(group) for group, _ in self.ties]
         report.ties_broken = [list(group) for group, tensor in self.ties
-                              if any(session.entry(name).tensor is not tensor for name in group)]
+                              if any(document.entry(name).tensor is not tensor for name in group)]
         report.batchnorm_changed = [
             path for path, module in self.train_batchnorm.items()
             if any(self.names.get(id(buffer)) in self.changed
@@ -563,6 +586,10 @@ class _Loop:
 class TrainResult:
     """A finished (or stopped) run: its report, and the choice to keep or discard it.
 
+    The trained weights are live until the choice is made. `keep` and `discard` go
+    through the Session that ran it (`TrainingHost`), which applies the kept run as
+    the edit "train" and tells the views about a discarded one.
+
     Attributes
     ----------
     report : the TrainReport
@@ -571,9 +598,10 @@ class TrainResult:
     state : "pending", "kept" or "discarded"
     """
 
-    def __init__(self, session: Session, report: TrainReport, recorded: dict[str, Any],
-                 snapshot: _Snapshot, busy: contextlib.ExitStack | None) -> None:
-        self.session = session
+    def __init__(self, host: TrainingHost | None, report: TrainReport,
+                 recorded: dict[str, Any], snapshot: _Snapshot,
+                 busy: contextlib.ExitStack | None) -> None:
+        self.host = host
         self.report = report
         self.recorded = recorded
         self._snapshot = snapshot
@@ -582,15 +610,21 @@ class TrainResult:
 
     @property
     def changes(self) -> list[ValueChange]:
-        """The recorded prior values of the tensors that changed (what an undo restores)."""
+        """The changes of the tensors that the run changed (what an undo reverts)."""
         return self._snapshot.changed_records()
 
     @property
     def label(self) -> str:
         """The history label of the kept step, e.g. 'Test training: 200 steps'."""
-        from ..edits.train import step_label
-
         return step_label(self.report.steps)
+
+    def take_changes(self) -> list[Change]:
+        """The run's changes, reverted, for a transaction to apply again (`tx.add`):
+        the weights from before are live until then."""
+        changes: list[Change] = list(self.changes)
+        for change in reversed(changes):
+            change.revert()
+        return changes
 
     def keep(self) -> Any:
         """Record the trained weights as one undoable step; returns the step's result.
@@ -599,19 +633,18 @@ class TrainResult:
 
         Raises
         ------
-        EditError : the result was already kept or discarded
+        EditError : the result was already kept or discarded, or no Session ran it
         """
         self._check_pending("keep")
         if self.report.steps == 0:
             # Stopped before its first step: nothing changed, so there is no step to record.
             self.discard()
             return None
-        from ..edits.train import Train
-
-        edit = Train.from_result(self)
+        if self.host is None:
+            raise EditError("train: a run on a bare document is kept by the edit that ran it")
         self._release()
         try:
-            result = self.session.apply(edit)
+            result = self.host.keep_training(self)
         except BaseException:
             # A failed apply rolled the recorded changes back: the run is thrown away.
             self.state = "discarded"
@@ -622,12 +655,12 @@ class TrainResult:
     def discard(self) -> None:
         """Write back the values from before the run, bit for bit, in the same objects."""
         self._check_pending("discard")
-        self._snapshot.restore()
         self.state = "discarded"
         self._release()
-        names = sorted({name for change in self.changes for name in change.names})
-        if names:
-            self.session.events.tensors_changed.emit(names)
+        if self.host is None:
+            self._snapshot.restore()
+        else:
+            self.host.revert_unrecorded(list(self.changes))
 
     def _check_pending(self, action: str) -> None:
         if self.state != "pending":

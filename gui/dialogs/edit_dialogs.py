@@ -56,9 +56,9 @@ class SetDialog(FormDialog):
             "", "e.g. x * 0.5, clamp(x, -1, 1), randn_like(x) * 0.02",
             "x is the tensor (or the region); arithmetic, comparisons and common torch "
             "functions are allowed"))
-        shape, dtype = session.tensor_meta(names[0])
-        same = [other for other in session.tensor_names()
-                if other not in names and session.tensor_meta(other) == (shape, dtype)]
+        shape, dtype = session.document.tensor_meta(names[0])
+        same = [other for other in session.document.tensor_names()
+                if other not in names and session.document.tensor_meta(other) == (shape, dtype)]
         self.from_field = Field("from", "Source", combo(same, editable=True))
         form.addRow(self.value_radio, self.value_field.widget)
         form.addRow(self.expr_radio, self.expr_field.widget)
@@ -177,21 +177,6 @@ class ChooseNameDialog(FormDialog):
         return item.text()
 
 
-def tie_candidates(session: Session, target: str) -> list[str]:
-    """Names `target` could be tied to: tensors of equal shape and dtype, or modules of the
-    same type (model mode), excluding what it already shares."""
-    is_tensor = session.is_tensor(target)
-    aliases = set(session.aliases(target)) if is_tensor else {target}
-    if is_tensor:
-        meta = session.tensor_meta(target)
-        return [name for name in session.tensor_names()
-                if name not in aliases and session.tensor_meta(name) == meta]
-    assert session.model is not None
-    _, module = session.module(target)
-    return [path for path, other in session.model.named_modules(remove_duplicate=False)
-            if path and type(other) is type(module) and other is not module
-            and not path.startswith(target + ".") and not target.startswith(path + ".")]
-
 
 
 class ReplaceHeadDialog(FormDialog):
@@ -203,9 +188,8 @@ class ReplaceHeadDialog(FormDialog):
         from engine.edits.structure import find_head
         from engine.errors import EditError
 
-        assert session.model is not None
         try:
-            head = find_head(session.model)
+            head = find_head(session.document.model)
         except EditError:
             head = ""
         self.add_field(Field("num_classes", "Classes", line_edit("10"), integer(1)))
@@ -240,7 +224,7 @@ class TensorOpDialog(FormDialog):
         super().__init__(titles.get(op, op), parent, intro=f"{op.capitalize()} {shown}")
         self.op = op
         self.names = names
-        shape, dtype = session.tensor_meta(name)
+        shape, dtype = session.document.tensor_meta(name)
         if op in ("rename", "copy"):
             suggestion = name if op == "rename" else f"{name}_copy"
             self.add_field(Field("to", "New name", line_edit(suggestion)))

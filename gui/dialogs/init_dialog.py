@@ -35,13 +35,6 @@ if TYPE_CHECKING:
     from engine.session import Session
 
 
-def module_types(session: Session) -> list[str]:
-    """Class names of the modules that own parameters, sorted."""
-    if session.model is None:
-        return []
-    return sorted({type(module).__name__ for module in session.model.modules()
-                   if any(t is not None for t in module._parameters.values())})
-
 
 class InitDialog(FormDialog):
     """Build an `init` edit.
@@ -70,7 +63,7 @@ class InitDialog(FormDialog):
             self.target_group.addButton(radio)
         self.selection_radio.setChecked(True)
         target_form.addRow(self.selection_radio)
-        types = module_types(session)
+        types = session.document.module_types()
         self.types_combo = combo(types)
         self.types_radio.setEnabled(bool(types))
         self.types_combo.setEnabled(False)
@@ -82,7 +75,7 @@ class InitDialog(FormDialog):
                                            "these"), names_list, optional=True)
         target_form.addRow(f"{self.param_field.label}:", self.param_field.widget)
         target_form.addRow(self.rules_radio)
-        self.rules_radio.setEnabled(session.model is not None)
+        self.rules_radio.setEnabled(session.document.has_modules)
         self.layout_.addWidget(target_box)
 
         self.rules_box = QGroupBox("Rules", self)
@@ -122,9 +115,9 @@ class InitDialog(FormDialog):
 
     def _rules_root(self) -> str:
         """The module the rules run under: the one selected module, else the whole model."""
-        if len(self.targets) == 1 and self.targets[0] and self.session.model is not None:
+        if len(self.targets) == 1 and self.targets[0]:
             try:
-                return self.session.module(self.targets[0])[0]
+                return self.session.document.module(self.targets[0])[0]
             except WeightsmithError:
                 return ""
         return ""

@@ -39,8 +39,7 @@ class ReplaceDialog(FormDialog):
 
     def __init__(self, session: Session, target: str, parent: QWidget | None = None) -> None:
         super().__init__("Replace Module", parent)
-        assert session.model is not None
-        _, old = session.module(target)
+        _, old = session.document.module(target)
         self.target = target
         self.intro_text = f"Replace {target} ({type(old).__name__}) with:"
         self.form.addRow(self.intro_text, QWidget(self))

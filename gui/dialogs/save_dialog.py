@@ -86,7 +86,7 @@ class SaveDialog(FormDialog):
         self.ties_note.setWordWrap(True)
         self._tie_choices: dict[bool, list[dict[str, Any]]] = {}
         self.ties.currentIndexChanged.connect(self._on_ties)
-        if session.tie_groups():
+        if session.document.tie_groups():
             self.form.addRow("Tied tensors:", self.ties)
             self.form.addRow("", self.ties_note)
         else:
@@ -123,7 +123,7 @@ class SaveDialog(FormDialog):
         pt = fmt == "pt"
         self.shard.setEnabled(not pt)
         self.shard_size.setEnabled(not pt)
-        self.whole_model.setEnabled(pt and self.session.model is not None)
+        self.whole_model.setEnabled(pt and self.session.document.has_modules)
         self.extras.setEnabled(pt)
         self._fill_ties(fmt)
         if self._syncing:

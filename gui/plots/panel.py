@@ -263,7 +263,7 @@ class PlotPanel(QWidget):
         try:
             # In the GUI thread: a checkpoint tensor is read (big ones memory-mapped)
             # here, never in a worker, so no worker races an edit over loading it.
-            tensor = self._session.tensor(name)
+            tensor = self._session.document.tensor(name)
         except TENSOR_ERRORS as error:
             self._tensor = None
             self.title.setText(name)
@@ -523,7 +523,7 @@ class PlotPanel(QWidget):
         try:
             # Resolved here, in the GUI thread; the worker only reads tensors.
             sources = stats.overview_sources(session, which)
-            total = sum(_numel(session.tensor_meta(name)[0]) for name, _ in sources)
+            total = sum(_numel(session.document.tensor_meta(name)[0]) for name, _ in sources)
         except TENSOR_ERRORS as error:
             self.overview_view.clear(f"Cannot compute the overview: {_first_line(error)}")
             return

@@ -69,9 +69,9 @@ def test_cast_everything_in_checkpoint_mode_keeps_integer_and_bool(tmp_path, dty
 def test_a_tensor_named_itself_is_cast_whatever_its_dtype(tmp_path):
     session = Session.open(write_safetensors(tmp_path / "m.safetensors"))
     session.apply({"op": "cast", "targets": ["b.steps", "*"], "dtype": "float64"})
-    assert session.tensor_meta("b.steps")[1] == torch.float64
-    assert session.tensor_meta("a.weight")[1] == torch.float64
-    assert session.tensor_meta("b.mask")[1] == torch.bool  # the glob only casts floats
+    assert session.document.tensor_meta("b.steps")[1] == torch.float64
+    assert session.document.tensor_meta("a.weight")[1] == torch.float64
+    assert session.document.tensor_meta("b.mask")[1] == torch.bool  # the glob only casts floats
     with pytest.raises(EditError, match=r"cast\.targets: 'c\.byt\*' matches no floating-point "
                                         r"tensor \(name integer or bool tensors one by one"):
         session.apply({"op": "cast", "targets": ["c.byt*"], "dtype": "float16"})
@@ -103,7 +103,7 @@ def test_scale_and_add_over_a_glob_skip_integer_tensors(tmp_path, op):
             expected = tensor * 2.0 if op == "scale" else tensor + 2.0
         else:
             expected = tensor
-        assert torch.equal(session.tensor(name), expected), name
+        assert torch.equal(session.document.tensor(name), expected), name
     with pytest.raises(EditError, match=r"b\.steps"):
         session.apply({"op": op, "targets": ["b.steps"], "value": 2.0})
 

@@ -145,7 +145,7 @@ def test_freeze_with_except_and_bn_eval_then_unfreeze():
     assert not model.features[1].training  # BatchNorm kept in eval
     assert model.features[4].training  # excepted BatchNorm untouched
     assert model.classifier[2].weight.requires_grad
-    from engine.edits.freeze import set_train_mode
+    from engine.modes import set_train_mode
 
     set_train_mode(model, True)
     assert not model.features[1].training, "marked BatchNorm stays in eval after train()"
@@ -160,7 +160,7 @@ def test_tie_parameters_makes_one_object_and_untie_copies():
     old_target = model[1].weight
     round_trip(session, {"op": "tie", "target": "1.weight", "source": "0.weight"})
     assert model[1].weight is model[0].weight
-    assert session.tie_groups() == [["0.weight", "1.weight"]]
+    assert session.document.tie_groups() == [["0.weight", "1.weight"]]
     session.undo()
     assert model[1].weight is old_target
     session.redo()
@@ -173,11 +173,11 @@ def test_tie_and_untie_on_a_language_model():
     torch.manual_seed(0)
     model = TiedLM()
     session = Session(model)
-    assert session.tie_groups() == [["embed.weight", "lm_head.weight"]]
+    assert session.document.tie_groups() == [["embed.weight", "lm_head.weight"]]
     round_trip(session, {"op": "untie", "target": "lm_head.weight"})
     assert model.lm_head.weight is not model.embed.weight
     assert torch.equal(model.lm_head.weight, model.embed.weight)
-    assert session.tie_groups() == []
+    assert session.document.tie_groups() == []
     round_trip(session, {"op": "tie", "target": "lm_head.weight", "source": "embed.weight"})
     assert model.lm_head.weight is model.embed.weight
 
@@ -186,9 +186,7 @@ def test_tie_modules_shares_one_layer():
     session = Session(seeded(lambda: nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4))))
     round_trip(session, {"op": "tie", "target": "2", "source": "0"})
     assert session.model[2] is session.model[0]
-    from engine.edits.ties import module_tie_groups
-
-    assert module_tie_groups(session.model) == [["0", "2"]]
+    assert session.document.module_tie_groups() == [["0", "2"]]
     round_trip(session, {"op": "untie", "target": "2"})
     assert session.model[2] is not session.model[0]
 

@@ -147,7 +147,7 @@ def test_tiny_gpt2_from_a_folder_exports_with_the_tie_stored_once(tmp_path, gpt2
 
     with quiet():
         session = Session.open(gpt2_folder, arch="hf")
-    assert session.tie_groups() == [["transformer.wte.weight", "lm_head.weight"]]
+    assert session.document.tie_groups() == [["transformer.wte.weight", "lm_head.weight"]]
     path, report = export_everywhere(session, tmp_path, fmt, dynamic_batch=True)
     check_report(report, (1, 3))
     assert report.input == "token ids < 1000, int64 [batch, 16]"

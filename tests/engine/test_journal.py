@@ -87,7 +87,7 @@ def test_restore_replays_the_unsaved_edits_bit_for_bit(tmp_path, base_file):
     assert labels == entry.labels
     assert list(restored.state_dict()) == list(expected)
     for name, tensor in expected.items():
-        assert torch.equal(restored.tensor(name), tensor), name
+        assert torch.equal(restored.document.tensor(name), tensor), name
     assert restored.is_modified
 
 
@@ -107,8 +107,10 @@ def test_after_a_save_only_later_edits_are_replayed(tmp_path, base_file):
     restored, request, labels = restore(entry)
     assert request["path"] == str(saved)
     assert len(labels) == 1
-    assert torch.equal(restored.tensor("features.0.bias"), session.tensor("features.0.bias"))
-    assert torch.equal(restored.tensor("features.0.weight"), session.tensor("features.0.weight"))
+    assert torch.equal(restored.document.tensor("features.0.bias"),
+                       session.document.tensor("features.0.bias"))
+    assert torch.equal(restored.document.tensor("features.0.weight"),
+                       session.document.tensor("features.0.weight"))
 
 
 def test_a_trusted_file_is_not_reopened_without_asking(tmp_path, base_file):
@@ -121,7 +123,8 @@ def test_a_trusted_file_is_not_reopened_without_asking(tmp_path, base_file):
     with pytest.raises(EditError, match="needs trust"):
         restore(entry)
     restored, _, _ = restore(entry, allow_trust=True)
-    assert torch.equal(restored.tensor("features.0.weight"), session.tensor("features.0.weight"))
+    assert torch.equal(restored.document.tensor("features.0.weight"),
+                       session.document.tensor("features.0.weight"))
 
 
 def test_damaged_journals_are_ignored(tmp_path):

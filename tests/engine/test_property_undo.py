@@ -50,14 +50,14 @@ def start_file(name: str) -> str:
 
 def tensor_names(session: Session, floats_only: bool = True) -> list[str]:
     names = []
-    for entry in session.tensor_entries():
+    for entry in session.document.tensor_entries():
         if not floats_only or entry.tensor.is_floating_point():
             names.append(entry.name)
     return names
 
 
 def parameter_names(session: Session) -> list[str]:
-    return [entry.name for entry in session.tensor_entries() if entry.kind == "parameter"]
+    return [entry.name for entry in session.document.tensor_entries() if entry.kind == "parameter"]
 
 
 def module_paths(session: Session) -> list[str]:
@@ -84,7 +84,7 @@ def an_edit(draw, session: Session, model_name: str) -> dict:
                 "value": draw(st.floats(-3, 3, allow_nan=False, width=32))}
     if op == "set_index":
         name = draw(st.sampled_from(names))
-        shape = session.tensor_meta(name)[0]
+        shape = session.document.tensor_meta(name)[0]
         if not shape:
             return {"op": "set", "target": name, "value": 1.0}
         first = draw(st.integers(-shape[0], shape[0] - 1))
@@ -95,7 +95,8 @@ def an_edit(draw, session: Session, model_name: str) -> dict:
                 "expr": draw(st.sampled_from(EXPRESSIONS))}
     if op == "set_from":
         target = draw(st.sampled_from(names))
-        same = [n for n in names if session.tensor_meta(n)[0] == session.tensor_meta(target)[0]]
+        shape = session.document.tensor_meta(target)[0]
+        same = [n for n in names if session.document.tensor_meta(n)[0] == shape]
         return {"op": "set", "target": target, "from": draw(st.sampled_from(same))}
     if op in ("scale", "add"):
         return {"op": op, "targets": [draw(st.sampled_from(params))],
@@ -118,8 +119,8 @@ def an_edit(draw, session: Session, model_name: str) -> dict:
                 "bn_eval": draw(st.booleans())}
     if op == "tie":
         pairs = [(a, b) for a in params for b in params
-                 if a != b and session.tensor_meta(a) == session.tensor_meta(b)
-                 and session.tensor(a) is not session.tensor(b)]
+                 if a != b and session.document.tensor_meta(a) == session.document.tensor_meta(b)
+                 and session.document.tensor(a) is not session.document.tensor(b)]
         if not pairs:
             return {"op": "tie", "target": params[0], "source": params[-1]}
         target, source = draw(st.sampled_from(pairs))
@@ -137,7 +138,7 @@ def an_edit(draw, session: Session, model_name: str) -> dict:
         target, source = draw(st.sampled_from(pairs))
         return {"op": "tie", "target": target, "source": source}
     if op == "untie":
-        tied = [n for group in session.tie_groups() for n in group] or params
+        tied = [n for group in session.document.tie_groups() for n in group] or params
         return {"op": "untie", "target": draw(st.sampled_from(tied))}
     if op == "replace":
         return {"op": "replace", "target": draw(st.sampled_from(module_paths(session))),

@@ -344,10 +344,10 @@ def test_overview_gives_one_bar_per_layer_weight() -> None:
     assert names == ["features.0.weight", "features.1.weight", "features.3.weight",
                      "features.4.weight", "classifier.2.weight"]
     for name, value in norms:
-        assert value == pytest.approx(session.tensor(name).detach().double().norm().item())
+        assert value == pytest.approx(session.document.tensor(name).detach().double().norm().item())
     stds = dict(stats.layer_overview(session, "std"))
     assert stds["features.0.weight"] == pytest.approx(
-        session.tensor("features.0.weight").detach().double().std().item())
+        session.document.tensor("features.0.weight").detach().double().std().item())
     every = [name for name, _ in stats.layer_overview(session, which="all")]
     assert "features.0.bias" in every
     assert "features.1.running_mean" not in every

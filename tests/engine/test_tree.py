@@ -29,9 +29,9 @@ def test_model_levels_list_modules_then_parameters_then_buffers():
 def test_levels_are_built_only_when_asked():
     tree = TreeIndex(Session(seeded(SmallCNN)))
     assert tree.has_children("features")
-    assert tree._children == {}  # has_children built nothing
+    assert tree._current._children == {}  # has_children built nothing
     tree.child_names("")
-    assert set(tree._children) == {""}
+    assert set(tree._current._children) == {""}
 
 
 def test_module_facts_count_each_tensor_once():
@@ -99,8 +99,9 @@ def test_checkpoint_ties_follow_flag_events_incrementally():
 
     def agree():
         fresh = TreeIndex(session)
-        for name in session.tensor_names():
-            assert tree._tensor_tied_with(name) == fresh._tensor_tied_with(name), name
+        for name in session.document.tensor_names():
+            expected = fresh._current._tensor_tied_with(name)
+            assert tree._current._tensor_tied_with(name) == expected, name
 
     agree()
     for spec in ({"op": "tie", "target": "b", "source": "a"},
@@ -109,7 +110,7 @@ def test_checkpoint_ties_follow_flag_events_incrementally():
         session.apply(spec)
         tree.invalidate_ties(events[-1])
         agree()
-    assert tree._tensor_tied_with("b") == ("c",)
+    assert tree._current._tensor_tied_with("b") == ("c",)
     while session.history.can_undo:
         session.undo()
         tree.invalidate_ties(events[-1])

@@ -24,7 +24,7 @@ def test_set_value_through_the_dialog(cnn_window, dialogs):
     dialogs.answer(lambda d: d.choose("value", "0.25"))
 
     def changed():
-        assert torch.all(window.session.tensor("features.0.bias") == 0.25)
+        assert torch.all(window.session.document.tensor("features.0.bias") == 0.25)
 
     round_trip(window, window.edit_actions.set_action.trigger, changed)
     assert dialogs.errors == []
@@ -36,8 +36,8 @@ def test_set_on_several_tensors_is_one_step(cnn_window, dialogs):
     dialogs.answer(lambda d: d.choose("expr", "x * 0 + 1"))
 
     def changed():
-        assert torch.all(window.session.tensor("classifier.2.bias") == 1)
-        assert torch.all(window.session.tensor("features.0.bias") == 1)
+        assert torch.all(window.session.document.tensor("classifier.2.bias") == 1)
+        assert torch.all(window.session.document.tensor("features.0.bias") == 1)
         assert window.history_panel.count() == 2  # the opened state and one step
 
     round_trip(window, window.edit_actions.set_action.trigger, changed)
@@ -53,10 +53,10 @@ def test_set_region_with_random_expression_and_seed(cnn_window, dialogs):
         dialog.set_field("seed", "7")
 
     dialogs.answer(fill)
-    original = window.session.tensor("classifier.2.weight").detach().clone()
+    original = window.session.document.tensor("classifier.2.weight").detach().clone()
 
     def changed():
-        now = window.session.tensor("classifier.2.weight")
+        now = window.session.document.tensor("classifier.2.weight")
         assert not torch.equal(now[0, :3], original[0, :3])
         assert torch.equal(now[1:], original[1:])
         assert window.session.recipe()[-1]["seed"] == 7
@@ -67,13 +67,13 @@ def test_set_region_with_random_expression_and_seed(cnn_window, dialogs):
 def test_scale_and_add(cnn_window, dialogs):
     window = cnn_window
     window.select_paths(["features.3"])
-    weight = window.session.tensor("features.3.weight").detach().clone()
+    weight = window.session.document.tensor("features.3.weight").detach().clone()
     dialogs.answer(lambda d: d.set_field("value", "2"))
     round_trip(window, window.edit_actions.scale_action.trigger, lambda: torch.testing.assert_close(
-        window.session.tensor("features.3.weight"), weight * 2, rtol=0, atol=0))
+        window.session.document.tensor("features.3.weight"), weight * 2, rtol=0, atol=0))
     dialogs.answer(lambda d: d.set_field("value", "-0.5"))
     round_trip(window, window.edit_actions.add_action.trigger, lambda: torch.testing.assert_close(
-        window.session.tensor("features.3.weight"), weight - 0.5, rtol=0, atol=0))
+        window.session.document.tensor("features.3.weight"), weight - 0.5, rtol=0, atol=0))
 
 
 def test_init_dialog_builds_fields_from_the_signature(cnn_window, dialogs):
@@ -108,7 +108,7 @@ def test_init_a_subtree_with_arguments_and_seed(cnn_window, dialogs):
     nn.init.normal_(expected, std=0.5, generator=generator)
 
     def changed():
-        assert torch.equal(window.session.tensor("features.3.weight"), expected)
+        assert torch.equal(window.session.document.tensor("features.3.weight"), expected)
 
     round_trip(window, window.edit_actions.init_action.trigger, changed)
 
@@ -124,9 +124,9 @@ def test_init_every_module_of_a_type(cnn_window, dialogs):
     dialogs.answer(fill)
 
     def changed():
-        assert torch.all(window.session.tensor("features.1.weight") == 1)
-        assert torch.all(window.session.tensor("features.4.weight") == 1)
-        assert not torch.all(window.session.tensor("features.1.bias") == 1)
+        assert torch.all(window.session.document.tensor("features.1.weight") == 1)
+        assert torch.all(window.session.document.tensor("features.4.weight") == 1)
+        assert not torch.all(window.session.document.tensor("features.1.bias") == 1)
 
     round_trip(window, window.edit_actions.init_action.trigger, changed)
 
@@ -138,8 +138,8 @@ def test_freeze_and_unfreeze_with_batchnorm_option(cnn_window, dialogs):
     session = window.session
 
     def frozen():
-        assert not session.tensor("features.0.weight").requires_grad
-        assert session.tensor("classifier.2.weight").requires_grad
+        assert not session.document.tensor("features.0.weight").requires_grad
+        assert session.document.tensor("classifier.2.weight").requires_grad
         assert not session.model.features[1].training  # BatchNorm kept in eval mode
         index = window.tree_model.index_for_path("features")
         assert window.tree_model.data(index.sibling(index.row(), TRAINABLE)) == "no"
@@ -148,7 +148,7 @@ def test_freeze_and_unfreeze_with_batchnorm_option(cnn_window, dialogs):
     round_trip(window, window.edit_actions.freeze_action.trigger, frozen)
     session.apply({"op": "freeze", "targets": ["features"], "bn_eval": True})
     round_trip(window, window.edit_actions.unfreeze_action.trigger,
-               lambda: session.tensor("features.0.weight").requires_grad)
+               lambda: session.document.tensor("features.0.weight").requires_grad)
 
 
 def test_tie_and_untie_tensors(make_window, dialogs):
@@ -160,7 +160,7 @@ def test_tie_and_untie_tensors(make_window, dialogs):
     dialogs.answer(lambda d: d.choose("0.weight"))
 
     def tied():
-        assert session.tensor("2.weight") is session.tensor("0.weight")
+        assert session.document.tensor("2.weight") is session.document.tensor("0.weight")
         info = window.tree_model.info_of(window.tree_model.index_for_path("2.weight"))
         assert info.tied_with == ("0.weight",)
 
@@ -169,7 +169,8 @@ def test_tie_and_untie_tensors(make_window, dialogs):
     window.select_paths(["2.weight", "0.weight"])
     assert window.edit_actions.untie_action.isEnabled()
     round_trip(window, window.edit_actions.untie_action.trigger,
-               lambda: session.tensor("2.weight") is not session.tensor("0.weight"))
+               lambda: session.document.tensor("2.weight")
+               is not session.document.tensor("0.weight"))
 
 
 def test_tie_modules(make_window, dialogs):
@@ -187,7 +188,8 @@ def test_untie_tied_language_model(make_window, dialogs):
     session = window.session
     window.select_paths(["lm_head.weight"])
     round_trip(window, window.edit_actions.untie_action.trigger,
-               lambda: session.tensor("lm_head.weight") is not session.tensor("embed.weight"))
+               lambda: session.document.tensor("lm_head.weight")
+               is not session.document.tensor("embed.weight"))
 
 
 def test_replace_module_from_the_form(cnn_window, dialogs):
@@ -264,7 +266,7 @@ def test_load_weights_shows_the_report(cnn_window, dialogs, tmp_path, qtbot):
     dialogs.answer(show_report)
 
     def changed():
-        assert torch.equal(session.tensor("features.0.weight"), other.features[0].weight)
+        assert torch.equal(session.document.tensor("features.0.weight"), other.features[0].weight)
         assert reports[0]["Loaded"] == ["features.0.weight", "features.0.bias"]
         assert reports[0]["Unexpected"] == ["unknown.weight"]
 
@@ -317,7 +319,7 @@ def test_values_table_edit_is_one_set_edit(cnn_window, dialogs, qtbot):
         assert table.setData(index, "0.75")
 
     def changed():
-        assert session.tensor("classifier.2.weight")[1, 2].item() == 0.75
+        assert session.document.tensor("classifier.2.weight")[1, 2].item() == 0.75
         assert session.recipe()[-1] == {"op": "set", "target": "classifier.2.weight",
                                          "value": 0.75, "index": "1, 2"}
         assert table.data(index) == "0.75"
@@ -337,7 +339,7 @@ def test_values_table_slices_nd_tensors(cnn_window):
     assert values.model.columnCount() == 3
     values.slice_edit.setText("5, 3")
     values.slice_edit.editingFinished.emit()
-    weight = window.session.tensor("features.3.weight")
+    weight = window.session.document.tensor("features.3.weight")
     assert values.model.data(values.model.index(2, 1)) == f"{weight[5, 3, 2, 1].item():.6g}"
     assert values.model.index_text(2, 1) == "5, 3, 2, 1"
 
@@ -396,13 +398,13 @@ def test_checkpoint_tensor_operations(make_window, dialogs, op):
     else:
         dialogs.answer(lambda d: d.set_field(*fills[op]))
     checks = {
-        "rename": lambda: "enc.c.weight" in session.tensor_names()
-        and "enc.a.weight" not in session.tensor_names(),
-        "copy": lambda: torch.equal(session.tensor("spare.weight"),
-                                    session.tensor("enc.a.weight")),
-        "cast": lambda: session.tensor("enc.a.weight").dtype == torch.float16,
-        "resize": lambda: tuple(session.tensor("enc.a.weight").shape) == (5, 2),
-        "delete": lambda: "enc.a.weight" not in session.tensor_names(),
+        "rename": lambda: "enc.c.weight" in session.document.tensor_names()
+        and "enc.a.weight" not in session.document.tensor_names(),
+        "copy": lambda: torch.equal(session.document.tensor("spare.weight"),
+                                    session.document.tensor("enc.a.weight")),
+        "cast": lambda: session.document.tensor("enc.a.weight").dtype == torch.float16,
+        "resize": lambda: tuple(session.document.tensor("enc.a.weight").shape) == (5, 2),
+        "delete": lambda: "enc.a.weight" not in session.document.tensor_names(),
     }
 
     def changed():

@@ -52,7 +52,7 @@ def test_set_values_with_a_bad_expression_stays_open_with_the_input(cnn_window, 
     window = cnn_window
     session = window.session
     window.select_paths(["features.0.weight"])
-    before = session.tensor("features.0.weight").clone()
+    before = session.document.tensor("features.0.weight").clone()
     seen = {}
 
     def fill(dialog):
@@ -63,7 +63,7 @@ def test_set_values_with_a_bad_expression_stays_open_with_the_input(cnn_window, 
         assert_beside(dialog, dialog.expr_field)
         assert dialog.problem.isHidden()  # beside the field, not under the form
         assert session.history.position == 0
-        assert torch.equal(session.tensor("features.0.weight"), before)
+        assert torch.equal(session.document.tensor("features.0.weight"), before)
         dialog.choose("expr", "x * 0")  # fixed; the driver presses OK again
 
     dialogs.answer(fill)
@@ -71,10 +71,10 @@ def test_set_values_with_a_bad_expression_stays_open_with_the_input(cnn_window, 
     assert seen["message"] == "set.expr: the function 'foo' is not allowed in an expression"
     assert seen["kept"] == "foo(x)"
     assert session.history.position == 1
-    assert torch.all(session.tensor("features.0.weight") == 0)
+    assert torch.all(session.document.tensor("features.0.weight") == 0)
     assert dialogs.errors == []
     window.undo_action.trigger()
-    assert torch.equal(session.tensor("features.0.weight"), before)
+    assert torch.equal(session.document.tensor("features.0.weight"), before)
 
 
 def test_a_bad_number_is_shown_under_its_field_and_nothing_is_written(cnn_window, dialogs):

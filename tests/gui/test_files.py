@@ -83,7 +83,7 @@ def test_a_file_that_runs_code_asks_for_trust(make_window, qtbot, tmp_path, dial
     dialogs.answer(lambda dialog: None)  # trust it this time
     window.file_actions.open_path(str(path))
     wait_opened(qtbot, window, path)
-    assert "features.0.weight" in window.session.tensor_names()
+    assert "features.0.weight" in window.session.document.tensor_names()
 
 
 def test_a_nested_checkpoint_offers_its_state_dicts(make_window, qtbot, tmp_path, dialogs):
@@ -101,7 +101,8 @@ def test_a_nested_checkpoint_offers_its_state_dicts(make_window, qtbot, tmp_path
     window.file_actions.open_path(str(path))
     wait_opened(qtbot, window, path)
     assert offered == ["state_dict", "ema"]
-    assert torch.equal(window.session.tensor("features.0.weight"), ema["features.0.weight"])
+    shown = window.session.document.tensor("features.0.weight")
+    assert torch.equal(shown, ema["features.0.weight"])
 
 
 def test_drag_and_drop_opens_a_file(make_window, qtbot, tmp_path):
@@ -257,7 +258,7 @@ def test_open_architecture_with_cached_pretrained_weights(make_window, qtbot, di
     window.file_actions.open_arch_action.trigger()
     wait_opened(qtbot, window, cached)
     assert window.session.mode == "model"
-    assert torch.equal(window.session.tensor("fc.weight"), weights["fc.weight"])
+    assert torch.equal(window.session.document.tensor("fc.weight"), weights["fc.weight"])
 
 
 def dead_pid() -> int:

@@ -41,11 +41,11 @@ def test_redo_answers_ctrl_shift_z_and_ctrl_y(cnn_window, qtbot):
     for redo_key in ("Ctrl+Y", "Ctrl+Shift+Z"):
         qtbot.keyClick(window.tree, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
         assert session.history.position == 0
-        assert session.tensor("features.0.weight").requires_grad
+        assert session.document.tensor("features.0.weight").requires_grad
         key = QKeySequence(redo_key)[0]
         qtbot.keyClick(window.tree, key.key(), key.keyboardModifiers())
         assert session.history.position == 1, redo_key
-        assert not session.tensor("features.0.weight").requires_grad
+        assert not session.document.tensor("features.0.weight").requires_grad
 
 
 def test_toolbar_undo_keeps_its_width_and_names_the_step_elsewhere(cnn_window):

@@ -53,7 +53,7 @@ def test_tensors_only_keeps_checkpoint_mode(make_window, qtbot, tmp_path, dialog
     window.file_actions.open_path(str(folder))
     wait_opened(qtbot, window)
     assert window.session.mode == "checkpoint"
-    assert "embeddings.position_ids" in window.session.tensor_names()
+    assert "embeddings.position_ids" in window.session.document.tensor_names()
 
 
 def test_what_does_not_fit_is_shown_after_opening(make_window, qtbot, tmp_path, dialogs):

@@ -71,7 +71,7 @@ def test_undo_redo_texts_title_and_history_panel(make_window):
     assert panel.currentRow() == 2
     panel.change_position(0)  # a click on "Opened"
     assert session.history.position == 0
-    assert session.tensor("features.0.weight").requires_grad
+    assert session.document.tensor("features.0.weight").requires_grad
     assert window.redo_action.text() == "Redo Freeze features"
     assert not window.isWindowModified()
     panel.change_position(2)
@@ -126,7 +126,7 @@ def test_inspector_module_and_tensor(make_window):
                          .ItemRole.LabelRole).widget().text().rstrip(":")
                          for row in range(window.inspector.dtype_form.rowCount())]
     window.select_paths(["features.0.weight"])
-    weight = session.tensor("features.0.weight")
+    weight = session.document.tensor("features.0.weight")
     assert window.inspector.facts["Trainable"].text() == "no (frozen)"
     assert float(window.inspector.stats["Max"].text()) == float(f"{weight.max().item():.6g}")
     # The inspector follows edits of the tensor it shows.
@@ -143,7 +143,7 @@ def test_large_tensor_statistics_run_in_the_background(make_window, qtbot, monke
     window.select_paths(["features.3.weight"])
     assert window.inspector.stats["Mean"].text() == "…"
     qtbot.waitUntil(lambda: window.inspector.stats["Mean"].text() != "…", timeout=10000)
-    mean = window.session.tensor("features.3.weight").double().mean().item()
+    mean = window.session.document.tensor("features.3.weight").double().mean().item()
     assert abs(float(window.inspector.stats["Mean"].text()) - mean) < 1e-5
     assert window.inspector.values.model.rowCount() == 3  # values come after the stats
 
@@ -250,6 +250,6 @@ def test_the_open_task_hands_over_a_warmed_tree(make_window, qtbot, tmp_path):
     window.file_actions.open_path(str(path))
     qtbot.waitUntil(lambda: window.session is not None and not window.tasks.busy, timeout=20000)
     tree = window.tree_model.tree
-    assert "block" in tree._info  # its facts were computed in the worker
+    assert "block" in tree._current._info  # its facts were computed in the worker
     assert window.tree_model.info_of(window.tree_model.index_for_path("block")).parameters \
         == 600

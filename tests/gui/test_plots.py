@@ -76,7 +76,7 @@ def test_showing_a_tensor_draws_its_histogram(make_panel):
     panel.set_session(session)
     panel.show_tensor("fc1.weight")
     edges, counts = shown_histogram(panel)
-    values = values_of(session.tensor("fc1.weight"))
+    values = values_of(session.document.tensor("fc1.weight"))
     assert len(counts) == auto_bins(values) < 20  # 48 elements get few bins, not 100
     assert edges[0] == values.min()
     assert edges[-1] == values.max()
@@ -109,12 +109,12 @@ def test_an_edit_overlays_the_previous_histogram_and_undo_swaps_them(make_panel,
     panel = make_panel()
     panel.set_session(session)
     panel.show_tensor("fc1.weight")
-    original = values_of(session.tensor("fc1.weight"))
+    original = values_of(session.document.tensor("fc1.weight"))
 
     with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
         session.apply({"op": "scale", "targets": ["fc1.weight"], "value": 3.0})
     assert panel.histogram_view.has_overlay
-    edited = values_of(session.tensor("fc1.weight"))
+    edited = values_of(session.document.tensor("fc1.weight"))
     before = shown_before(panel)
     assert before is not None
     edges, counts = shown_histogram(panel)
@@ -158,7 +158,7 @@ def test_a_grouped_edit_redraws_once(make_panel, qtbot):
     panel = make_panel()
     panel.set_session(session)
     panel.show_tensor("fc1.weight")
-    original = values_of(session.tensor("fc1.weight"))
+    original = values_of(session.document.tensor("fc1.weight"))
     drawn: list[str] = []
     panel.plotted.connect(drawn.append)
     with session.group("two edits"):
@@ -175,7 +175,7 @@ def test_a_replaced_module_is_redrawn_with_its_old_histogram_as_before(make_pane
     panel = make_panel()
     panel.set_session(session)
     panel.show_tensor("fc2.weight")
-    original = values_of(session.tensor("fc2.weight"))
+    original = values_of(session.document.tensor("fc2.weight"))
     with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
         session.apply({"op": "replace", "target": "fc2",
                        "module": {"type": "Linear", "out_features": 7}, "seed": 1})
@@ -372,7 +372,7 @@ def test_an_edit_keeps_the_zoom_and_refreshes_the_detail(make_panel, qtbot):
     assert panel.heatmap_view.visible_region() == region
     r0, r1, c0, c1 = region
     np.testing.assert_array_equal(panel.heatmap_view.detail[0],
-                                  session.tensor("m")[r0:r1, c0:c1].numpy())
+                                  session.document.tensor("m")[r0:r1, c0:c1].numpy())
 
     panel.show_tensor("m")  # chosen anew (small: drawn at once), it is shown whole
     assert panel.heatmap_view.visible_region() == (0, 64, 0, 64)
@@ -417,7 +417,7 @@ def test_a_conv_weight_shows_its_filter_grid(make_panel, qtbot):
     panel.show_tensor("features.3.weight")
     with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
         panel.tabs.setCurrentWidget(panel.filter_view)
-    expected = stats.filter_grid(session.tensor("features.3.weight"))
+    expected = stats.filter_grid(session.document.tensor("features.3.weight"))
     np.testing.assert_array_equal(panel.filter_view.image, expected.numpy())
     assert "6 filters of 4 channels" in panel.filter_view.note.text()
     with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):

@@ -8,7 +8,7 @@ from PySide6.QtCore import QModelIndex, Qt
 from torch import nn
 
 from engine import Session
-from gui.tree_filter import FilterResult
+from engine.filtering import FilterResult
 from gui.tree_model import COLUMNS, PARAMETERS, TIES, TRAINABLE, TYPE, TreeModel
 from tests.models import SmallCNN, TiedLM, seeded
 
@@ -67,7 +67,7 @@ def test_model_tester_on_resnet18(qtmodeltester):
     paths = fetch_all(model)
     assert "layer4.1.bn2.running_var" in paths
     assert len(paths) == 1 + len(list(session.model.named_modules())) - 1 + len(
-        session.tensor_names())
+        session.document.tensor_names())
 
 
 def test_model_mode_rows_and_columns():
@@ -198,7 +198,7 @@ def test_filter_shows_matches_and_their_ancestors(qtmodeltester):
     model.set_filter(FilterResult.build(session, "*.bias"))
     paths = fetch_all(model)
     assert set(p for p in paths if p.endswith("bias")) == {
-        n for n in session.tensor_names() if n.endswith("bias")}
+        n for n in session.document.tensor_names() if n.endswith("bias")}
     assert "features.1.weight" not in paths
     model.set_filter(FilterResult.build(session, "CLASSIFIER"))
     assert "classifier.2.weight" in fetch_all(model)

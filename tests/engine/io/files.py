@@ -67,4 +67,4 @@ def as_bytes(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def session_tensors(session: Any) -> dict[str, torch.Tensor]:
-    return {name: session.tensor(name) for name in session.tensor_names()}
+    return {name: session.document.tensor(name) for name in session.document.tensor_names()}

@@ -152,6 +152,6 @@ def test_session_stays_usable_after_bad_files(tmp_path):
     with pytest.raises(FileError):
         Session.open(bad)
     session.undo()
-    assert torch.equal(session.tensor("fc1.bias"), mlp_state()["fc1.bias"])
+    assert torch.equal(session.document.tensor("fc1.bias"), mlp_state()["fc1.bias"])
     session.save(tmp_path / "fine.safetensors")
-    assert Session.open(tmp_path / "fine.safetensors").tensor_names() == list(mlp_state())
+    assert Session.open(tmp_path / "fine.safetensors").document.tensor_names() == list(mlp_state())

@@ -52,9 +52,9 @@ def _open_fully_or_file_error(path, tmp_path) -> None:
         assert "weights_only=False" not in message
         return
     listing(session)
-    for name in session.tensor_names():
-        tensor = session.tensor(name)
-        assert tuple(tensor.shape) == session.tensor_meta(name)[0]
+    for name in session.document.tensor_names():
+        tensor = session.document.tensor(name)
+        assert tuple(tensor.shape) == session.document.tensor_meta(name)[0]
     session.save(tmp_path / "resaved.safetensors")
 
 

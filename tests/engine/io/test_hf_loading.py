@@ -91,7 +91,7 @@ def test_base_model_prefix_is_stripped_or_added_per_name(tmp_path):
     report = prefixed.source["load_report"]
     assert ["bert.pooler.dense.weight", "pooler.dense.weight"] in report["renamed"]
     assert report_problems(report) == []
-    assert "pooler.dense.weight" in prefixed.tensor_names()
+    assert "pooler.dense.weight" in prefixed.document.tensor_names()
     folder = hf_folders.head_model_from_base(tmp_path / "head")
     with pytest.raises(FileError, match=r"does not fit hf: 2 tensor\(s\) of the model missing "
                                         r"from the file \(e\.g\. 'classifier\.weight'\).*"
@@ -109,7 +109,7 @@ def test_legacy_names_are_renamed(tmp_path):
     renamed = dict(map(tuple, session.source["load_report"]["renamed"]))
     assert renamed["embeddings.LayerNorm.gamma"] == "embeddings.LayerNorm.weight"
     stored = torch.load(folder / "pytorch_model.bin", weights_only=True)
-    assert torch.equal(session.tensor("embeddings.LayerNorm.weight"),
+    assert torch.equal(session.document.tensor("embeddings.LayerNorm.weight"),
                        stored["embeddings.LayerNorm.gamma"])
 
 
@@ -148,7 +148,7 @@ def test_attach_hf_follows_the_same_rules(tmp_path):
     assert [item["name"] for item in report["ignored"]] == ["embeddings.position_ids"]
     session.undo()
     assert session.mode == "checkpoint"
-    assert "embeddings.position_ids" in session.tensor_names()
+    assert "embeddings.position_ids" in session.document.tensor_names()
 
 
 def test_generic_architecture_reports_tie_conflicts(tmp_path):

@@ -39,9 +39,9 @@ def test_lazy_tensor_edits_stay_in_memory(tmp_path):
     before = path.read_bytes()
     session = Session.open(path)
     session.apply({"op": "scale", "targets": ["w"], "value": 2.0})
-    assert session.tensor("w")[3].item() == 6.0
+    assert session.document.tensor("w")[3].item() == 6.0
     session.undo()
-    assert torch.equal(session.tensor("w"), tensors["w"])
+    assert torch.equal(session.document.tensor("w"), tensors["w"])
     session.redo()
     assert path.read_bytes() == before  # a copy-on-write map never writes the file
 
@@ -59,7 +59,7 @@ def test_sharded_index_opens_every_shard(tmp_path):
     session = Session.open(tmp_path)
     assert session.source["layout"] == "sharded"
     assert session.source["other_files"] == ["config.json"]
-    assert sorted(session.tensor_names()) == sorted(names)
+    assert sorted(session.document.tensor_names()) == sorted(names)
     assert_same_tensors(session_tensors(session), state)
 
 
@@ -112,7 +112,7 @@ def test_deeper_candidates_are_found(tmp_path):
     path = tmp_path / "nested.pt"
     torch.save({"callbacks": {"EMA": mlp_state()}, "step": 1}, path)
     assert opening.inspect_candidates(path) == ["callbacks/EMA"]
-    assert sorted(Session.open(path).tensor_names()) == sorted(mlp_state())
+    assert sorted(Session.open(path).document.tensor_names()) == sorted(mlp_state())
 
 
 @pytest.mark.parametrize("prefix", ["module.", "_orig_mod.", "module._orig_mod."])
@@ -121,9 +121,9 @@ def test_wrapper_prefixes_are_detected_and_stripped_on_request(tmp_path, prefix)
     torch.save({prefix + name: tensor for name, tensor in mlp_state().items()}, path)
     kept = Session.open(path)
     assert kept.source["prefix"] == prefix
-    assert all(name.startswith(prefix) for name in kept.tensor_names())
+    assert all(name.startswith(prefix) for name in kept.document.tensor_names())
     stripped = Session.open(path, strip_prefix=True)
-    assert stripped.tensor_names() == list(mlp_state())
+    assert stripped.document.tensor_names() == list(mlp_state())
     assert stripped.source["stripped_prefix"] == prefix
     model = Session.open(path, arch="tests/models.py:MLP")  # stripped to fit the model
     assert model.mode == "model"
@@ -163,7 +163,7 @@ def test_file_tie_is_not_forced_on_untied_model(tmp_path):
     state = mlp_state()
     torch.save({**state, "fc1.weight": shared}, tmp_path / "a.pt")
     session = Session.open(tmp_path / "a.pt", arch="tests/models.py:MLP")
-    assert session.tie_groups() == []
+    assert session.document.tie_groups() == []
 
 
 def test_pickled_model_is_refused_without_trust(tmp_path):
@@ -213,13 +213,13 @@ def test_legacy_format_opens(tmp_path):
 def test_tied_pt_opens_tied(tmp_path):
     torch.save(tied_state(), tmp_path / "lm.pt")
     session = Session.open(tmp_path / "lm.pt")
-    assert session.tie_groups() == [["embed.weight", "lm_head.weight"]]
+    assert session.document.tie_groups() == [["embed.weight", "lm_head.weight"]]
 
 
 def test_tensors_mixed_with_other_entries(tmp_path):
     torch.save({"w": torch.ones(2), "step": 3}, tmp_path / "loose.pt")
     session = Session.open(tmp_path / "loose.pt")
-    assert session.tensor_names() == ["w"]
+    assert session.document.tensor_names() == ["w"]
     assert session.checkpoint.extras == {"step": 3}
 
 
@@ -279,5 +279,5 @@ def test_many_mapped_tensors_cost_one_descriptor(tmp_path, monkeypatch):
     fresh = Session.open(path)
     fresh.apply({"op": "copy", "source": "t7", "to": "t7_copy"})  # both still unread
     fresh.apply({"op": "add", "targets": ["t7_copy"], "value": 1.0})
-    assert torch.equal(fresh.tensor("t7"), tensors["t7"])  # the copy shares no memory
-    assert torch.equal(fresh.tensor("t7_copy"), tensors["t7"] + 1)
+    assert torch.equal(fresh.document.tensor("t7"), tensors["t7"])  # the copy shares no memory
+    assert torch.equal(fresh.document.tensor("t7_copy"), tensors["t7"] + 1)

@@ -57,7 +57,7 @@ def test_round_trip_between_every_format(tmp_path, source_kind, target_kind):
     target = _save(opened, tmp_path / "b", target_kind)
     reopened = Session.open(target)
     assert_same_tensors(session_tensors(reopened), tensors)
-    assert reopened.tie_groups() == [["lm.embed.weight", "lm.lm_head.weight"]]
+    assert reopened.document.tie_groups() == [["lm.embed.weight", "lm.lm_head.weight"]]
 
 
 def test_unedited_safetensors_saves_byte_identical(tmp_path):
@@ -327,7 +327,7 @@ def test_transformers_loads_a_weightsmith_folder(tmp_path):
             loaded = transformers.GPT2LMHeadModel.from_pretrained(target)
         assert torch.equal(loaded.transformer.wte.weight, original.transformer.wte.weight * 2)
         assert loaded.lm_head.weight is loaded.transformer.wte.weight
-        assert Session.open(target).tie_groups() == (
+        assert Session.open(target).document.tie_groups() == (
             [] if arch is None else [["transformer.wte.weight", "lm_head.weight"]])
 
 
@@ -358,7 +358,7 @@ def test_saving_over_the_open_pt_file(tmp_path):
     assert torch.equal(saved["state_dict"]["fc2.weight"], -mlp_state()["fc2.weight"])
     assert torch.equal(saved["state_dict"]["fc1.weight"], mlp_state()["fc1.weight"])
     session.undo()
-    assert torch.equal(session.tensor("fc2.weight"), mlp_state()["fc2.weight"])
+    assert torch.equal(session.document.tensor("fc2.weight"), mlp_state()["fc2.weight"])
 
 
 def test_trusted_wrapper_holding_a_module_gets_it_back(tmp_path):

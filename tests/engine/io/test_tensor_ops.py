@@ -23,24 +23,24 @@ def _events(session):
 
 def test_rename_one_keeps_position_and_slot():
     session = Session(checkpoint=mlp_state())
-    slot = session.slot("fc1.bias")
+    slot = session.document.slot("fc1.bias")
     events = _events(session)
     assert session.apply({"op": "rename", "target": "fc1.bias", "to": "first.bias"}) == [
         ["fc1.bias", "first.bias"]]
-    assert session.tensor_names() == ["fc1.weight", "first.bias", "fc2.weight", "fc2.bias"]
-    assert session.slot("first.bias") is slot
+    assert session.document.tensor_names() == ["fc1.weight", "first.bias", "fc2.weight", "fc2.bias"]
+    assert session.document.slot("first.bias") is slot
     assert events == [("about", ""), ("done", "")]
     session.undo()
-    assert session.tensor_names() == list(mlp_state())
-    assert session.slot("fc1.bias") is slot
+    assert session.document.tensor_names() == list(mlp_state())
+    assert session.document.slot("fc1.bias") is slot
 
 
 def test_rename_by_regex_and_its_errors():
     session = Session(checkpoint={f"model.{k}": v for k, v in mlp_state().items()})
     session.apply({"op": "rename", "pattern": r"^model\.", "replacement": ""})
-    assert session.tensor_names() == list(mlp_state())
+    assert session.document.tensor_names() == list(mlp_state())
     session.apply({"op": "rename", "pattern": r"^fc(\d)\.", "replacement": r"layer\1."})
-    assert session.tensor_names()[0] == "layer1.weight"
+    assert session.document.tensor_names()[0] == "layer1.weight"
     with pytest.raises(EditError, match="would both be named"):
         session.apply({"op": "rename", "pattern": r"\.(weight|bias)$", "replacement": ""})
     with pytest.raises(EditError, match="changes no name"):
@@ -64,11 +64,11 @@ def test_delete_and_undo_restore_positions():
     deleted = session.apply({"op": "delete", "targets": ["block.*", "lm_head.weight"]})
     assert deleted == ["block.0.weight", "block.0.bias", "block.2.weight", "block.2.bias",
                        "lm_head.weight"]
-    assert session.tensor_names() == ["embed.weight"]
-    assert session.tie_groups() == []
+    assert session.document.tensor_names() == ["embed.weight"]
+    assert session.document.tie_groups() == []
     session.undo()
-    assert session.tensor_names() == list(tied_state())
-    assert session.tie_groups() == [["embed.weight", "lm_head.weight"]]
+    assert session.document.tensor_names() == list(tied_state())
+    assert session.document.tie_groups() == [["embed.weight", "lm_head.weight"]]
     with pytest.raises(EditError, match="'nope' matches no tensor"):
         session.apply({"op": "delete", "targets": ["nope"]})
 
@@ -77,11 +77,11 @@ def test_copy_is_independent_and_stays_lazy(tmp_path):
     path = write_safetensors(tmp_path / "m.safetensors", mlp_state())
     session = Session.open(path)
     session.apply({"op": "copy", "source": "fc1.weight", "to": "fc1.backup"})
-    names = session.tensor_names()
+    names = session.document.tensor_names()
     assert names.index("fc1.backup") == names.index("fc1.weight") + 1
-    assert not session.slot("fc1.backup").loaded
+    assert not session.document.slot("fc1.backup").loaded
     session.apply({"op": "scale", "targets": ["fc1.weight"], "value": 0.0})
-    assert torch.equal(session.tensor("fc1.backup"), mlp_state()["fc1.weight"])
+    assert torch.equal(session.document.tensor("fc1.backup"), mlp_state()["fc1.weight"])
     with pytest.raises(EditError, match="exists already"):
         session.apply({"op": "copy", "source": "fc1.bias", "to": "fc2.bias"})
     session.save(tmp_path / "out.safetensors")
@@ -95,8 +95,8 @@ def test_cast_keeps_ties_and_undo_restores_bits():
     before = session_tensors(session)
     changed = session.apply({"op": "cast", "targets": ["*"], "dtype": "bfloat16"})
     assert "lm_head.weight" not in changed  # tied: cast once, through its first name
-    assert session.tensor_meta("lm_head.weight")[1] == torch.bfloat16
-    assert session.tie_groups() == [["embed.weight", "lm_head.weight"]]
+    assert session.document.tensor_meta("lm_head.weight")[1] == torch.bfloat16
+    assert session.document.tie_groups() == [["embed.weight", "lm_head.weight"]]
     session.undo()
     assert_same_tensors(session_tensors(session), before)
     with pytest.raises(EditError, match="unknown dtype 'float7'"):
@@ -122,14 +122,14 @@ def test_resize_keeps_overlap_and_fills_by_seeded_initializer():
     old = mlp_state()["fc2.weight"]
     session.apply({"op": "resize", "target": "fc2.weight", "shape": [6, 5],
                    "method": "normal", "args": {"std": 0.02}, "seed": 7})
-    new = session.tensor("fc2.weight")
+    new = session.document.tensor("fc2.weight")
     assert new.shape == (6, 5)
     assert torch.equal(new[:4, :5], old[:4, :5])
     expected = torch.empty(6, 5)
     torch.nn.init.normal_(expected, std=0.02, generator=torch.Generator().manual_seed(7))
     assert torch.equal(new[4:], expected[4:])
     session.undo()
-    assert torch.equal(session.tensor("fc2.weight"), old)
+    assert torch.equal(session.document.tensor("fc2.weight"), old)
     with pytest.raises(EditError, match="must have as many"):
         session.apply({"op": "resize", "target": "fc2.weight", "shape": [32]})
     with pytest.raises(EditError, match="unknown initializer"):
@@ -142,7 +142,7 @@ def test_resize_records_its_seed_for_replay():
     first.apply({"op": "resize", "target": "fc2.bias", "shape": [9], "method": "uniform"})
     second = Session(checkpoint=mlp_state())
     replay(second, first.recipe())
-    assert torch.equal(first.tensor("fc2.bias"), second.tensor("fc2.bias"))
+    assert torch.equal(first.document.tensor("fc2.bias"), second.document.tensor("fc2.bias"))
 
 
 def test_attach_switches_to_model_mode_and_back():
@@ -202,17 +202,17 @@ def test_set_init_and_tie_work_in_checkpoint_mode(tmp_path):
     path = write_safetensors(tmp_path / "m.safetensors", mlp_state())
     session = Session.open(path)
     session.apply({"op": "set", "target": "fc1.bias", "index": "0:2", "value": 1.5})
-    assert session.tensor("fc1.bias")[:2].tolist() == [1.5, 1.5]
+    assert session.document.tensor("fc1.bias")[:2].tolist() == [1.5, 1.5]
     session.apply({"op": "init", "targets": ["fc2.weight"], "method": "kaiming_uniform",
                    "seed": 3})
     expected = torch.empty(4, 8)
     torch.nn.init.kaiming_uniform_(expected, generator=torch.Generator().manual_seed(3))
-    assert torch.equal(session.tensor("fc2.weight"), expected)
+    assert torch.equal(session.document.tensor("fc2.weight"), expected)
     session.apply({"op": "copy", "source": "fc2.bias", "to": "fc2.bias_copy"})
     session.apply({"op": "tie", "target": "fc2.bias_copy", "source": "fc2.bias"})
-    assert session.tie_groups() == [["fc2.bias", "fc2.bias_copy"]]
+    assert session.document.tie_groups() == [["fc2.bias", "fc2.bias_copy"]]
     session.save(tmp_path / "tied.safetensors")
-    assert Session.open(tmp_path / "tied.safetensors").tie_groups() == [
+    assert Session.open(tmp_path / "tied.safetensors").document.tie_groups() == [
         ["fc2.bias", "fc2.bias_copy"]]
     for _ in range(4):
         session.undo()

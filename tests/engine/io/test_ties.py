@@ -145,7 +145,7 @@ def test_a_bin_folder_converted_to_safetensors_leaves_out_what_transformers_ties
     (bin_folder / "config.json").write_bytes((tmp_path / "hf" / "config.json").read_bytes())
     torch.save(model.state_dict(), bin_folder / "pytorch_model.bin")  # lm_head shares storage
     session = Session.open(bin_folder)
-    assert session.tie_groups() == [["transformer.wte.weight", "lm_head.weight"]]
+    assert session.document.tie_groups() == [["transformer.wte.weight", "lm_head.weight"]]
     result = session.save(tmp_path / "st", weights_format="safetensors")
     assert result["ties"]["mode"] == "hf"
     assert "lm_head.weight" not in load_file(str(tmp_path / "st" / "model.safetensors"))

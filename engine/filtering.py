@@ -1,4 +1,4 @@
-"""Filter the module tree by name, glob or type, without building the tree.
+"""Filter a document's tree by name, glob or type, without building the tree (GUI and CLI).
 
 The text is read as:
 
@@ -20,10 +20,10 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from engine.tree import ancestors
+from .document.tree_base import ancestors
 
 if TYPE_CHECKING:
-    from engine.session import Session
+    from .session import Session
 
 GLOB_CHARS = frozenset("*?[")
 
@@ -86,7 +86,7 @@ class FilterResult:
 def _match(session: Session, text: str) -> list[str]:
     if not text:
         return []
-    rows = _rows(session)
+    rows = session.document.typed_paths()
     if text.lower().startswith("type:"):
         wanted = text[5:].strip().lower()
         return [path for path, type_name in rows if type_name.lower() == wanted]
@@ -97,19 +97,3 @@ def _match(session: Session, text: str) -> list[str]:
     lowered = text.lower()
     return [path for path, type_name in rows
             if lowered in path.lower() or lowered == type_name.lower()]
-
-
-def _rows(session: Session) -> list[tuple[str, str]]:
-    """(dotted path, type name) of every module and tensor, in document order."""
-    if session.model is None:
-        return [(name, "tensor") for name in session.tensor_names()]
-    rows: list[tuple[str, str]] = []
-    for path, module in session.model.named_modules(remove_duplicate=False):
-        if path:
-            rows.append((path, type(module).__name__))
-        prefix = f"{path}." if path else ""
-        rows.extend((prefix + leaf, "Parameter")
-                    for leaf, tensor in module._parameters.items() if tensor is not None)
-        rows.extend((prefix + leaf, "buffer")
-                    for leaf, tensor in module._buffers.items() if tensor is not None)
-    return rows

@@ -59,7 +59,7 @@ class Attach(Edit):
                                  hf=hf_folder.is_hf_spec(self.spec["arch"]))
         # The checkpoint's ties (shown in its tie groups) stay ties in the model.
         retie_model(model, [[name.removeprefix(prefix) for name in group]
-                            for group in session.checkpoint.tie_groups()])
+                            for group in doc.tie_groups()])
         problems = report_problems(report)
         if not report["loaded"]:
             example = next(iter(stored), "?")

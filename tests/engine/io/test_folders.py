@@ -71,7 +71,8 @@ def test_links_that_stay_inside_the_folder_are_followed(tmp_path):
     (folder / "hop").symlink_to("store")
     shard.symlink_to(Path("hop") / "blob")  # a chain of two links, both inside
     session = Session.open(folder)
-    assert_same_tensors({n: session.document.tensor(n) for n in session.document.tensor_names()}, mlp_state())
+    document = session.document
+    assert_same_tensors({n: document.tensor(n) for n in document.tensor_names()}, mlp_state())
 
 
 def test_the_weights_of_a_folder_may_not_be_a_link_outside(tmp_path):

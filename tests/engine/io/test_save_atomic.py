@@ -174,7 +174,7 @@ def test_a_single_file_beside_an_old_index_reads_as_transformers_reads_it(tmp_pa
     assert (folder / "model.safetensors.index.json").is_file()
     Session(checkpoint={"w": torch.ones(4)}).save(tmp_path / "single.safetensors")
     shutil.copy(tmp_path / "single.safetensors", folder / "model.safetensors")
-    assert torch.equal(Session.open(folder).tensor("w"), torch.ones(4))
+    assert torch.equal(Session.open(folder).document.tensor("w"), torch.ones(4))
     Session.open(folder).save(folder)
     assert sorted(p.name for p in folder.iterdir()) == ["model.safetensors"]
 
@@ -196,4 +196,4 @@ def test_a_second_save_into_a_locked_folder_is_refused(tmp_path):
     Session(checkpoint={"w": torch.zeros(4)}).save(folder)
     with folder_lock(folder), pytest.raises(FileError, match="another Weightsmith save"):
         Session(checkpoint={"w": torch.ones(4)}).save(folder)
-    assert torch.equal(Session.open(folder).tensor("w"), torch.zeros(4))
+    assert torch.equal(Session.open(folder).document.tensor("w"), torch.zeros(4))

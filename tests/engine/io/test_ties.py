@@ -48,7 +48,7 @@ def test_a_user_tie_loads_with_strict_load_state_dict(tmp_path):
     assert json.loads(metadata["weightsmith.ties"]) == [["layer1.0.conv1.weight",
                                                          "layer1.0.conv2.weight"]]
     again = Session.open(tmp_path / "r.safetensors")
-    assert again.tie_groups() == [["layer1.0.conv1.weight", "layer1.0.conv2.weight"]]
+    assert again.document.tie_groups() == [["layer1.0.conv1.weight", "layer1.0.conv2.weight"]]
 
 
 def test_stored_once_loads_with_safetensors_load_model(tmp_path):
@@ -74,8 +74,8 @@ def test_copies_that_differ_are_not_tied_again(tmp_path):
     tensors["b"] = tensors["b"] + 1  # another tool edits one copy
     save_file(tensors, str(path), metadata=metadata)
     again = Session.open(path)
-    assert again.tie_groups() == []
-    assert torch.equal(again.tensor("b"), torch.full((3,), 2.0))
+    assert again.document.tie_groups() == []
+    assert torch.equal(again.document.tensor("b"), torch.full((3,), 2.0))
     assert "kept apart" in again.source["notes"][0]
 
 

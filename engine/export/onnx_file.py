@@ -13,8 +13,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import ExportError
 from .base import Exporter
-from .options import require_onnx
+from .options import check_opset, require_onnx
 from .pt2 import batch_dimension
 
 
@@ -29,6 +30,7 @@ class OnnxExporter(Exporter):
     def export(self, module: nn.Module, example: torch.Tensor, adapted: bool,
                second: torch.Tensor) -> None:
         require_onnx()
+        check_opset(self.options.opset)
         options = {"dynamo": True, "verbose": False,
                    "dynamic_shapes": batch_dimension(self.options.dynamic_batch)}
         if self.options.opset is not None:
@@ -36,6 +38,9 @@ class OnnxExporter(Exporter):
         self.program = torch.onnx.export(module, (example,), **options)
         self.opset = next((entry.version for entry in self.program.model_proto.opset_import
                            if entry.domain in ("", "ai.onnx")), None)
+        if self.options.opset is not None and self.opset != self.options.opset:
+            raise ExportError(f"export.opset: asked for {self.options.opset}, the exporter "
+                              f"wrote {self.opset}")
         self.method = f"torch.onnx.export(dynamo=True), opset {self.opset}"
 
     def save(self, path: Path) -> None:

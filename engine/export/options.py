@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,10 @@ MIN_OPSET = 18
 #: neither it nor the size the export traced with
 DYNAMIC_CHECK_BATCHES = (1, 3)
 DYNAMIC_EXAMPLE_BATCH = 2
+MAX_BATCH = 65536
+#: the most input elements one batch may hold (1 GiB of float32): a typo in a shape must
+#: not allocate without bound
+MAX_INPUT_ELEMENTS = 2**28
 
 
 @dataclass(frozen=True)
@@ -79,8 +84,15 @@ class ExportOptions:
         if self.format not in FORMATS:
             raise ExportError(f"export.format: '{self.format}' is not one of "
                               f"{', '.join(FORMATS)}")
-        if not _positive_int(self.batch_size):
-            raise ExportError("export.batch_size: expected a positive integer")
+        if not _positive_int(self.batch_size) or self.batch_size > MAX_BATCH:
+            raise ExportError(f"export.batch_size: expected a positive integer of at most "
+                              f"{MAX_BATCH:,}")
+        if self.input_shape is not None:
+            elements = math.prod(self.input_shape) * max(self.export_batch(),
+                                                         *self.check_batches())
+            if elements > MAX_INPUT_ELEMENTS:
+                raise ExportError(f"export.input_shape: a batch of {elements:,} input elements "
+                                  f"is too large (at most {MAX_INPUT_ELEMENTS:,})")
         if self.opset is not None:
             if self.format != "onnx":
                 raise ExportError("export.opset: only ONNX has an opset")
@@ -147,6 +159,19 @@ def format_of_name(path: str | Path) -> str | None:
 def missing_onnx_packages() -> list[str]:
     """The packages ONNX export needs that are not installed."""
     return [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+
+
+def check_opset(opset: int | None) -> None:
+    """Refuse an opset newer than the installed onnx knows (the exporter would quietly
+    write an older one)."""
+    if opset is None:
+        return
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if opset > newest:
+        raise ExportError(f"export.opset: {opset} is newer than onnx {onnx.__version__} "
+                          f"knows (at most {newest})")
 
 
 def require_onnx() -> None:

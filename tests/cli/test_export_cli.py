@@ -88,7 +88,10 @@ def test_onnx_with_an_opset_and_a_given_input_shape(tmp_path, capsys):
     (["--format", "pt2", "--output", "{out}/m.pt2", "--method", "trace"],
      "error: --method: only for --format torchscript\n"),
     (["--format", "pt2", "--output", "{out}/m.pt2", "--batch-size", "0"],
-     "error: --batch-size: expected a positive integer\n"),
+     "error: --batch-size: expected a positive integer of at most 65,536\n"),
+    (["--format", "pt2", "--output", "{out}/m.pt2", "--input-shape", "100000,100000"],
+     "error: --input-shape: a batch of 10,000,000,000 input elements is too large (at most "
+     "268,435,456)\n"),
 ])
 def test_errors_are_one_line_and_nothing_is_written(tmp_path, capsys, args, expected):
     args = [arg.replace("{out}", str(tmp_path)) for arg in args]

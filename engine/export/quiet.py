@@ -16,8 +16,9 @@ import logging
 import warnings
 from collections.abc import Iterator
 
-#: loggers whose records are dropped while an export runs
-EXPORTER_LOGGERS = ("torch", "onnxscript", "onnx_ir", "onnx", "onnxruntime")
+#: loggers whose records are dropped while an export runs (transformers warns about
+#: tracing and config details on a model's first calls)
+EXPORTER_LOGGERS = ("torch", "onnxscript", "onnx_ir", "onnx", "onnxruntime", "transformers")
 
 
 class _DropExporterRecords(logging.Filter):

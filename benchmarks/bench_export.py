@@ -138,8 +138,10 @@ def main() -> None:
                             f"{ours_cpu / hand_cpu:.2f}x | {report.max_rel:.2g} |")
                 medians = {stage: statistics.median(values)
                            for stage, values in result["stages"].items()}
+                checking = medians["load"] + medians["verify"]
                 stage_rows.append(f"| {label} | " + " | ".join(
-                    f"{medians[stage]:.2f}" for stage in STAGES) + " |")
+                    f"{medians[stage]:.2f}" for stage in STAGES)
+                    + f" | {checking / hand_wall:.2f}x | {1 + checking / hand_wall:.2f}x |")
                 print(rows[-1], stage_rows[-1], flush=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -168,9 +170,29 @@ the end {load} on {os.cpu_count()} cores (a shared machine).
 
 Where `export_model`'s time goes (median seconds per stage, from the report's timings):
 
-| format | probe | export | save | load | verify | ties | commit |
-| --- | --- | --- | --- | --- | --- | --- | --- |
+| format | probe | export | save | load | verify | ties | commit | load + verify, of by hand | lowest ratio with the verification |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {chr(10).join(stage_rows)}
+
+*Lowest ratio with the verification* is 1 + (load + verify) / by hand: what the ratio
+would be if everything else `export_model` does cost nothing. ONNX meets the target
+(exporting takes 10-16 s and onnxruntime loads and runs the file in well under a second).
+For pt2 and TorchScript the checks the issue asks for cost more than 0.2x of the export
+by themselves, so 1.2x cannot be met with them:
+
+- **pt2**: `torch.export.load` of resnet50's 100 MB program takes as long as
+  `torch.export.save` or longer (the load and save columns). A profile of the
+  load (cProfile, same model) puts half of it in torch's deserializer turning the JSON graph
+  into dataclasses, which calls `typing.get_type_hints` 10,094 times (2.6 s of 5.1 s under
+  the profiler), and 0.6 s in reading the weights; `ExportedProgram.module()` adds 0.2-0.6 s.
+  The two forward passes (artifact and live model) and the probe are about 0.1 s each.
+- **TorchScript**: scripting resnet50 takes under a second, so a load and two forwards
+  already add half of it again. The loaded module's first calls run TorchScript's profiling
+  executor (each takes 3-4x a plain forward while it profiles and optimizes), which is what
+  a deployment runs; verifying with optimization off would save 0.3 s (0.6 s with a
+  dynamic batch) but check a different execution than the server's, so it is not done.
+- The probe (one forward to find the input shape), the tie check, and fsync plus the move
+  into place cost 0.1-0.2 s each, in every format.
 """
     write_fragment("export", text)
 

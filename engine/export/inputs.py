@@ -60,10 +60,16 @@ def probe_inputs(model: nn.Module, dtype: torch.dtype, device: torch.device,
     ExportError : the shape does not fit, or none can be proposed (names input_shape)
     """
     try:
-        guess, _ = resolve_input(model, dtype, input_shape, field="export.input_shape")
+        guess, _ = resolve_input(model, dtype, input_shape, field="export.input_shape",
+                                 main_output=_any_output)
     except EditError as error:
         raise ExportError(str(error)) from None
     return ExampleInputs(guess, dtype, device)
+
+
+def _any_output(output: Any) -> Any:
+    """An export takes whatever the model returns (the trainer needs its logits)."""
+    return output
 
 
 def is_hugging_face(model: nn.Module) -> bool:

@@ -88,7 +88,6 @@ class ExportReport:
             "size_bytes": self.size_bytes, "method": self.method, "runtime": self.runtime,
             "input": self.input, "dynamic_batch": self.dynamic_batch, "device": self.device,
             "mode": "eval", "modules_in_train_mode": self.modules_in_train_mode,
-            "modes_restored": True,
             "verification": [difference.to_dict() for difference in self.differences],
             "max_abs": self.max_abs, "max_rel": self.max_rel, "tolerance": self.tolerance,
             "tied": [{"names": tie.names, "copies": tie.copies} for tie in self.tied],

@@ -26,7 +26,7 @@ from ..progress import Cancelled, Progress, report
 from ..training.model_io import first_line, kept_modes, model_placement, resolve_device
 from .base import Exporter
 from .failures import explain
-from .inputs import EXAMPLE_SEED, deployable, probe_inputs
+from .inputs import EXAMPLE_SEED, ExampleInputs, deployable, probe_inputs
 from .onnx_file import OnnxExporter
 from .options import TOLERANCES, ExportOptions, check_output_path, require_onnx
 from .pt2 import Pt2Exporter
@@ -134,11 +134,8 @@ def _export(model: nn.Module, tie_groups: list[list[str]], output: Path,
             start = time.perf_counter()  # the move happens as the block ends
         seconds["commit"] = time.perf_counter() - start
         notes = notes + exporter.notes + _tracer_notes(caught)
-    restored = [module.training for module in model.modules()]
-    if restored != modes:  # kept_modes assigns each flag back; this proves it did
-        raise ExportError(f"{settings.format}: the model's train/eval modes could not be "
-                          "put back")
-    report(progress, 1.0, "done")
+    # No progress report after the move: a cancel arriving now must not call a written,
+    # verified file "cancelled".
     return ExportReport(
         format=settings.format, label=exporter.label, path=str(output),
         files=[str(path) for path in staged.files], size_bytes=staged.size(),
@@ -149,7 +146,8 @@ def _export(model: nn.Module, tie_groups: list[list[str]], output: Path,
         modules=len(modes), device=str(device), tied=tied, notes=notes, seconds=seconds)
 
 
-def _verify(target: nn.Module, exporter: Exporter, inputs: Any, settings: ExportOptions,
+def _verify(target: nn.Module, exporter: Exporter, inputs: ExampleInputs,
+            settings: ExportOptions,
             dtype: torch.dtype, seconds: dict[str, float],
             progress: Progress | None) -> list[Difference]:
     """Run the loaded artifact and the live model on fresh inputs; compare; enforce."""

@@ -8,7 +8,7 @@ as it found it.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,11 +111,16 @@ def logits_of(output: Any) -> torch.Tensor:
                     "(or a tuple, dict or output object holding one)")
 
 
-def probe(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
-    """Run one forward pass in eval mode without gradients; modes are put back."""
+def probe(model: nn.Module, inputs: torch.Tensor,
+          main_output: Callable[[Any], Any] = logits_of) -> Any:
+    """Run one forward pass in eval mode without gradients; modes are put back.
+
+    Returns `main_output` of the model's output (by default its logits, which the
+    trainer needs; an export takes any output).
+    """
     with kept_modes(model), torch.no_grad():
         model.eval()
-        return logits_of(model(inputs))
+        return main_output(model(inputs))
 
 
 @dataclass(frozen=True)
@@ -147,10 +152,13 @@ def propose_input(model: nn.Module, dtype: torch.dtype) -> InputGuess:
 
 
 def probe_proposed_input(model: nn.Module, dtype: torch.dtype,
-                         field: str = "train.input_shape") -> tuple[InputGuess, torch.Tensor]:
+                         field: str = "train.input_shape",
+                         main_output: Callable[[Any], Any] = logits_of,
+                         ) -> tuple[InputGuess, Any]:
     """`propose_input`, with the model's output for two samples of the proposed shape.
 
-    `field` names the setting in messages (the trainer's or the exporter's input_shape).
+    `field` names the setting in messages (the trainer's or the exporter's input_shape);
+    `main_output` is what is taken of the output (see `probe`).
     """
     found = first_layer(model)
     if found is None:
@@ -159,10 +167,10 @@ def probe_proposed_input(model: nn.Module, dtype: torch.dtype,
     path, layer = found
     if isinstance(layer, nn.Embedding | nn.EmbeddingBag):
         guess = InputGuess((SEQUENCE_LENGTH,), layer.num_embeddings, path)
-        return guess, check_input(model, guess, dtype)
+        return guess, check_input(model, guess, dtype, main_output)
     if isinstance(layer, nn.Linear):
         guess = InputGuess((layer.in_features,), None, path)
-        return guess, check_input(model, guess, dtype)
+        return guess, check_input(model, guess, dtype, main_output)
     channels = layer.in_channels
     dims = 1 if isinstance(layer, nn.Conv1d) else 3 if isinstance(layer, nn.Conv3d) else 2
     sides = IMAGE_SIDES if dims == 2 else (64, 32, 16, 8, 128, 224)
@@ -170,7 +178,7 @@ def probe_proposed_input(model: nn.Module, dtype: torch.dtype,
     for side in sides:
         guess = InputGuess((channels, *([side] * dims)), None, path)
         try:
-            return guess, check_input(model, guess, dtype)
+            return guess, check_input(model, guess, dtype, main_output)
         except EditError as error:
             last_error = str(error)
     raise EditError(f"{field}: no tried size fits the model (first layer {path} "
@@ -179,7 +187,8 @@ def probe_proposed_input(model: nn.Module, dtype: torch.dtype,
 
 def resolve_input(model: nn.Module, dtype: torch.dtype,
                   input_shape: list[int] | tuple[int, ...] | None = None,
-                  field: str = "train.input_shape") -> tuple[InputGuess, torch.Tensor]:
+                  field: str = "train.input_shape",
+                  main_output: Callable[[Any], Any] = logits_of) -> tuple[InputGuess, Any]:
     """What one sample of the model's input is: `input_shape` when given, else proposed.
 
     A given shape is checked by probing the model; token ids are drawn below the
@@ -192,14 +201,14 @@ def resolve_input(model: nn.Module, dtype: torch.dtype,
     EditError : the shape does not fit the model, or none can be proposed; names `field`
     """
     if input_shape is None:
-        return probe_proposed_input(model, dtype, field)
+        return probe_proposed_input(model, dtype, field, main_output)
     found = first_layer(model)
     tokens = None
     if found is not None and isinstance(found[1], nn.Embedding | nn.EmbeddingBag):
         tokens = found[1].num_embeddings
     guess = InputGuess(tuple(input_shape), tokens, found[0] if found else "")
     try:
-        return guess, check_input(model, guess, dtype)
+        return guess, check_input(model, guess, dtype, main_output)
     except EditError as error:
         raise EditError(f"{field}: {error}") from None
 
@@ -212,12 +221,14 @@ def example_inputs(guess: InputGuess, count: int, dtype: torch.dtype,
     return torch.randn((count, *guess.shape), generator=generator).to(dtype)
 
 
-def check_input(model: nn.Module, guess: InputGuess, dtype: torch.dtype) -> torch.Tensor:
-    """Probe the model with one sample of `guess`; return its output or raise EditError."""
+def check_input(model: nn.Module, guess: InputGuess, dtype: torch.dtype,
+                main_output: Callable[[Any], Any] = logits_of) -> Any:
+    """Probe the model with two samples of `guess`; return `main_output` of its output
+    (see `probe`) or raise EditError."""
     device, _ = model_placement(model)
     sample = example_inputs(guess, 2, dtype, torch.Generator().manual_seed(0)).to(device)
     try:
-        return probe(model, sample)
+        return probe(model, sample, main_output)
     except EditError:
         raise
     except Exception as error:

@@ -18,7 +18,7 @@ from engine.export import FORMATS
 from engine.export.options import DEPLOY_EXTRA, format_of_name, missing_onnx_packages, suffix_for
 
 from . import base
-from .fields import Field, FormDialog, combo, int_list, integer, line_edit
+from .fields import Field, FormDialog, combo, error_color, int_list, integer, line_edit
 
 LABELS = {"pt2": "ExportedProgram (.pt2): ExecuTorch, AOTInductor, Model Explorer",
           "onnx": "ONNX (.onnx): onnxruntime, TensorRT, Netron",
@@ -48,7 +48,7 @@ class ExportDialog(FormDialog):
         if problem:
             failed = QLabel(f"{problem}\nThe other formats may work: choose one below.", self)
             failed.setWordWrap(True)
-            failed.setStyleSheet("color: #c0392b;")
+            failed.setStyleSheet(f"color: {error_color(self.palette())};")
             self.layout_.insertWidget(1, failed)
             self.failure_label = failed
         self._syncing = False
@@ -126,11 +126,11 @@ class ExportDialog(FormDialog):
 
     def accept(self) -> None:
         """Accept valid input; replacing an existing file is asked first."""
+        self.clear_problems()
         try:
             self.check()
         except ValueError as error:
-            self.problem.setText(str(error))
-            self.problem.show()
+            self.show_problem(str(error))
             return
         target = Path(self.path())
         if target.exists() and not base.ask(self, "Export for Deployment",

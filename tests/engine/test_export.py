@@ -462,3 +462,22 @@ def test_integer_outputs_must_match_exactly_and_shapes_must_agree():
         compare([torch.zeros(2)], [torch.zeros(3)], 1, "pt2")
     with pytest.raises(ExportError, match="gives 2 output tensor"):
         compare([torch.zeros(2)], [torch.zeros(2), torch.zeros(2)], 1, "pt2")
+
+
+class TwoOutputs(nn.Module):
+    """Returns a dict without logits: an export takes any output, every tensor compared."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        y = self.lin(x)
+        return {"features": y, "scores": y.softmax(-1)}
+
+
+@pytest.mark.parametrize("fmt", ["pt2", "torchscript"])
+def test_every_output_tensor_is_compared(tmp_path, fmt):
+    _, report = export_everywhere(Session(seeded(TwoOutputs)), tmp_path, fmt)
+    assert [difference.outputs for difference in report.differences] == [2]
+    assert report.max_rel <= 1e-4

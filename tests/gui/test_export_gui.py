@@ -70,7 +70,8 @@ def test_the_format_and_the_ending_follow_each_other(make_window, dialogs, tmp_p
                                 "input_shape": [1, 8, 8], "opset": 18}
     dialog.set_field("opset", "9")
     dialog.accept()
-    assert dialog.problem.text() == "ONNX opset: must be at least 18"
+    assert dialog.problem_text() == "ONNX opset: must be at least 18"
+    assert dialog.result() != dialog.DialogCode.Accepted
     dialog.deleteLater()
 
 

@@ -20,7 +20,6 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu, QToolBar
 
-from engine.edits.base import EDIT_TYPES
 from engine.errors import EditError
 
 from .dialogs import base
@@ -196,6 +195,14 @@ class EditActions(QObject):
                                        and kinds[0] == "module")
         self.replace_head_action.setEnabled(can("replace_head"))
         self.load_action.setEnabled(has)
+        if session is None:
+            # No document: nothing applies. The edit registry (torch) is not even loaded
+            # yet while the first window paints.
+            for action in (*self.tensor_op_actions.values(), self.attach_action):
+                action.setEnabled(False)
+            return
+        from engine.edits.base import EDIT_TYPES
+
         for op, action in self.tensor_op_actions.items():
             action.setEnabled(can(op) and bool(paths) and all(tensors))
             action.setVisible(op in EDIT_TYPES)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -77,6 +78,35 @@ def start(window: object, args: argparse.Namespace) -> None:
         window.file_actions.open_demo()
 
 
+class _FirstPaint(QObject):
+    """Calls `then` (once, from the event loop) after `window` has painted for the first time."""
+
+    def __init__(self, window: QWidget, then: Callable[[], None]) -> None:
+        super().__init__(window)
+        self._window = window
+        self._then = then
+        QApplication.instance().installEventFilter(self)
+        # In case nothing paints (a platform without a screen): go ahead anyway.
+        QTimer.singleShot(2000, self._go)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint and isinstance(watched, QWidget) \
+                and watched.window() is self._window:
+            QTimer.singleShot(0, self._go)
+        return False
+
+    def _go(self) -> None:
+        then, self._then = self._then, None
+        if then is not None:
+            QApplication.instance().removeEventFilter(self)
+            then()
+
+
+def after_first_paint(window: QWidget, then: Callable[[], None]) -> None:
+    """Run `then` once `window` is on screen (its first paint done)."""
+    _FirstPaint(window, then)
+
+
 def main(argv: list[str]) -> int:
     """Run the editor until its window closes; return the exit status."""
     from .pyside_fix import install
@@ -95,9 +125,16 @@ def main(argv: list[str]) -> int:
         window.showMaximized()  # the screen's available area, the window manager's frame too
     else:
         window.show()
-    # Open after the first paint, so the window appears at once.
-    QTimer.singleShot(0, lambda: start(window, args))
+    # Open after the first paint: the window appears at once, and the open task's import
+    # of torch (in its worker thread) does not compete with painting it.
+    after_first_paint(window, lambda: start(window, args))
     try:
         return app.exec()
     finally:
         interrupt.uninstall()
+        # Threads still importing (torch in an open task, pyqtgraph in the preload) must
+        # end before the interpreter does: quitting during an import could crash it.
+        from . import preload
+
+        window.tasks.stop(timeout=60.0)
+        preload.wait()

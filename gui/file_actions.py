@@ -25,12 +25,13 @@ from engine.errors import EditError, WeightsmithError
 from engine.io.atomic import atomic_write_bytes
 from engine.io.file_ties import describe_ties
 from engine.journal import JournalEntry, describe_request, open_request, restore
-from engine.tree import TreeIndex
 
 from .deploy_export import DeployExport
 from .dialogs import base
 
 if TYPE_CHECKING:
+    from engine.tree import TreeIndex
+
     from .main_window import MainWindow
 
 CHECKPOINT_FILTERS = ("Checkpoints (*.safetensors *.pt *.pth *.bin *.ckpt *.json);;"
@@ -56,7 +57,12 @@ def collection_paused() -> Iterator[None]:
 
 
 def open_and_index(request: dict[str, Any], progress: Any = None) -> tuple[Any, TreeIndex]:
-    """Open a document and build its tree's top level, both in the worker thread."""
+    """Open a document and build its tree's top level, both in the worker thread.
+
+    The first open of a run also imports torch and the engine here, off the GUI thread,
+    while the window is already on screen.
+    """
+    from engine.tree import TreeIndex
     with collection_paused():
         session = open_request(request, progress)
         return session, TreeIndex(session).warm()

@@ -47,17 +47,19 @@ from .formatting import format_bytes, format_count, format_short_count
 from .history_panel import HistoryPanel
 from .icons import icon
 from .inspector import Inspector
+from .lazy_panel import LazyPanel
 from .listening import SessionListener
-from .plots.panel import PlotPanel
 from .settings import Settings
 from .task_runner import TaskRunner, in_background
-from .training_panel import TrainingPanel
 from .tree_model import TreeModel
 from .tree_view import ModuleTreeView
 from .workers import Task
 
 if TYPE_CHECKING:
     from engine.session import Session
+
+    from .plots.panel import PlotPanel
+    from .training_panel import TrainingPanel
 
 APP_NAME = "Weightsmith"
 #: documents with more tensors than this have their totals counted in the background
@@ -161,12 +163,10 @@ class MainWindow(QMainWindow):
         self.inspector.error.connect(self.show_error)
         self.history_panel = HistoryPanel(self)
         self.history_panel.error.connect(self.show_error)
-        self.plots = PlotPanel(self)
-        # A layer clicked in the overview becomes the selection.
-        self.plots.tensor_requested.connect(lambda name: self.select_paths([name]))
-        self.training = TrainingPanel(None, self)
-        # While a test training runs the session refuses edits: grey the actions out.
-        self.training.busy_changed.connect(self._on_busy_changed)
+        # Built when first needed (a tensor selected, a plot or the training asked for):
+        # the window is on screen before pyqtgraph and the training code are imported.
+        self.plots_host = LazyPanel(self._make_plots, "Select a tensor to plot it.", self)
+        self.training_host = LazyPanel(self._make_training, "Test training", self)
 
         # The inspector takes the whole right side; the plots sit under the tree only.
         # Its content scrolls rather than setting the window's minimum height, and its
@@ -180,10 +180,12 @@ class MainWindow(QMainWindow):
                                        Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.inspector_dock, self.history_dock)
         self.inspector_dock.raise_()
-        self.plots_dock = self._dock("Plots", "plots", self.plots,
+        self.plots_dock = self._dock("Plots", "plots", self.plots_host,
                                      Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.training_dock = self._dock("Test training", "training", self.training,
+        self.training_dock = self._dock("Test training", "training", self.training_host,
                                         Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.training_dock.visibilityChanged.connect(
+            lambda visible: self.training_host.ensure() if visible else None)
         self.tabifyDockWidget(self.plots_dock, self.training_dock)
         self.plots_dock.raise_()
         self._layout_pending = True  # the default dock sizes, once the window has its size
@@ -222,6 +224,34 @@ class MainWindow(QMainWindow):
         self._help_window: QWidget | None = None
         self._restore_layout()
         self.set_session(None)
+
+    # ------------------------------------------------------------------ lazy panels
+    @property
+    def plots(self) -> PlotPanel:
+        """The plots of the selected tensor (built on first use)."""
+        return self.plots_host.ensure()  # type: ignore[return-value]
+
+    @property
+    def training(self) -> TrainingPanel:
+        """The test-training panel (built on first use)."""
+        return self.training_host.ensure()  # type: ignore[return-value]
+
+    def _make_plots(self) -> QWidget:
+        from .plots.panel import PlotPanel
+
+        panel = PlotPanel(self)
+        # A layer clicked in the overview becomes the selection.
+        panel.tensor_requested.connect(lambda name: self.select_paths([name]))
+        panel.set_session(self.session)
+        return panel
+
+    def _make_training(self) -> QWidget:
+        from .training_panel import TrainingPanel
+
+        panel = TrainingPanel(self.session, self)
+        # While a test training runs the session refuses edits: grey the actions out.
+        panel.busy_changed.connect(self._on_busy_changed)
+        return panel
 
     # ------------------------------------------------------------------ layout
     def _dock(self, title: str, name: str, widget: QWidget,
@@ -361,8 +391,10 @@ class MainWindow(QMainWindow):
         self.tree_model.set_session(session, tree)
         self.inspector.set_session(session)
         self.history_panel.set_session(session)
-        self.plots.set_session(session)
-        self.training.set_session(session)
+        if self.plots_host.built:
+            self.plots.set_session(session)
+        if self.training_host.built:
+            self.training.set_session(session)
         self._listener.follow(session)
         if session is not None:
             self.tree.expand_path("")
@@ -378,6 +410,10 @@ class MainWindow(QMainWindow):
             # the cyclic collector's full scans, which hold the GIL and freeze the GUI.
             gc.freeze()
             self._frozen_for_gc = True
+        if session is not None:
+            from .preload import preload
+
+            preload()  # the plots' and the training's imports, in the background
         self.session_changed.emit(session)
 
     def document_name(self) -> str:
@@ -503,7 +539,8 @@ class MainWindow(QMainWindow):
     def _on_selection_changed(self, paths: list[str], current: str | None) -> None:
         self.inspector.show_path(current)
         name = current if current is not None and self._is_tensor(current) else None
-        self.plots.show_tensor(name)
+        if name is not None or self.plots_host.built:
+            self.plots.show_tensor(name)
         self.edit_actions.update_enabled()
 
     def _is_tensor(self, path: str) -> bool:
@@ -640,8 +677,10 @@ class MainWindow(QMainWindow):
             self._totals_task.wait(5.0)
             self._totals_task = None
         self.inspector.close_session()
-        self.plots.set_session(None)
-        self.training.set_session(None)
+        if self.plots_host.built:
+            self.plots.set_session(None)
+        if self.training_host.built:
+            self.training.set_session(None)
         self.save_layout()
         session_was = self.session
         self.set_session(None)

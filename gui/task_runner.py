@@ -117,7 +117,9 @@ class TaskRunner(QWidget):
         # `done` is the thread's last signal: only then may the Task object go.
         task.done.connect(task.deleteLater)
         self.label.setText(text)
-        self.bar.setValue(0)
+        # Busy (a moving bar) until the task reports how far it is: the first open of a
+        # run also imports torch, which reports nothing.
+        self.bar.setRange(0, 0)
         self.cancel_button.setEnabled(True)
         self.show()
         task.start()
@@ -138,6 +140,8 @@ class TaskRunner(QWidget):
             task.wait(timeout)
 
     def _on_progress(self, fraction: float, text: str) -> None:
+        if self.bar.maximum() == 0:
+            self.bar.setRange(0, 1000)
         self.bar.setValue(int(fraction * 1000))
         if text:
             self.bar.setToolTip(text)

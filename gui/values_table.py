@@ -17,7 +17,6 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-import torch
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
@@ -35,6 +34,8 @@ from engine.errors import EditError
 from .formatting import format_shape
 
 if TYPE_CHECKING:
+    import torch
+
     from engine.session import Session
 
 ModelIndex = QModelIndex | QPersistentModelIndex
@@ -48,7 +49,7 @@ def parse_cell(text: str, dtype: torch.dtype) -> int | float | bool:
     ValueError : with a message naming what was expected
     """
     text = text.strip()
-    if dtype == torch.bool:
+    if str(dtype) == "torch.bool":
         lowered = text.lower()
         if lowered in ("true", "1", "yes"):
             return True
@@ -77,7 +78,7 @@ class ValuesModel(QAbstractTableModel):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._view: torch.Tensor | None = None
-        self._dtype: torch.dtype = torch.float32
+        self._dtype: torch.dtype | None = None  # set with the first region
         self._prefix: tuple[int, ...] = ()
         self._vector = False
         self._scalar = False
@@ -147,7 +148,7 @@ class ValuesModel(QAbstractTableModel):
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
         flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-        if self.commit is not None and not self._dtype.is_complex:
+        if self.commit is not None and self._dtype is not None and not self._dtype.is_complex:
             flags |= Qt.ItemFlag.ItemIsEditable
         return flags
 

@@ -12,6 +12,18 @@ edit. One module per purpose: `formats` (what a path holds), `safetensors_header
 
 from __future__ import annotations
 
-from .state_files import read_state_dict
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .state_files import read_state_dict
 
 __all__ = ["read_state_dict"]
+
+
+def __getattr__(name: str) -> Any:
+    # On first use (PEP 562): `engine.io.atomic` and the journal load without torch.
+    if name == "read_state_dict":
+        from .state_files import read_state_dict
+
+        return read_state_dict
+    raise AttributeError(f"module 'engine.io' has no attribute {name!r}")

@@ -27,10 +27,11 @@ def cnn_window(make_window, qtbot):
     return laid_out(make_window(Session(seeded(SmallCNN))), qtbot)
 
 
-def test_the_plots_get_room_at_1280x800(cnn_window):
+def test_the_plots_get_room_at_1280x800(cnn_window, qtbot):
     window = cnn_window
     assert window.plots_dock.height() >= 0.4 * HEIGHT
     window.select_paths(["features.3.weight"])
+    qtbot.wait(30)
     plot = window.plots.histogram_view.plot
     assert plot.height() >= 0.3 * HEIGHT
     # The inspector has the whole right side; the plots sit under the tree.

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction
 
-from engine.export import FORMATS, ExportReport, export_model
-
 from .dialogs import base
 
 if TYPE_CHECKING:
+    from engine.export import ExportReport
+
     from .main_window import MainWindow
 
 
@@ -64,6 +64,10 @@ class DeployExport(QObject):
         session = self.window.session
         if session is None:
             return
+
+        # engine.export imports torch: here, not when the window is built (it must paint
+        # before torch is imported).
+        from engine.export import FORMATS, export_model
 
         def job(progress: Any = None) -> ExportReport:
             return export_model(session, path, fmt, progress=progress, **options)

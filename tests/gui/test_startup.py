@@ -67,7 +67,8 @@ def test_the_window_paints_before_torch_and_the_demo_follows(tmp_path):
     kinds = [next(iter(report)) for report in reports]
     assert kinds == ["painted", "busy", "ready"], kinds
     first, busy, ready = reports
-    assert first["painted"] == []  # no torch, pyqtgraph, torchvision, transformers, timm
+    assert first["painted"] == [], (
+        "a module imported to build the window pulls these in; import them where needed")
     assert busy["busy"]  # a moving bar in the status bar while the demo opens
     assert busy["text"] == "Opening the demo model…"
     assert "torch" in ready["ready"]

@@ -23,7 +23,6 @@ from PySide6.QtWidgets import QMenu, QToolBar
 
 from engine.errors import EditError, WeightsmithError
 from engine.io.atomic import atomic_write_bytes
-from engine.io.file_ties import describe_ties
 from engine.journal import JournalEntry, describe_request, open_request, restore
 
 from .deploy_export import DeployExport
@@ -463,6 +462,8 @@ class FileActions(QObject):
             notes = result.get("notes") or []
             message = f"Saved {Path(path).name}"
             if result.get("ties"):
+                from engine.io.file_ties import describe_ties  # torch: not at window build
+
                 message += f" (ties: {describe_ties(result['ties'])})"
             self.window.statusBar().showMessage(message + ("; " + "; ".join(notes)
                                                            if notes else ""), 10000)

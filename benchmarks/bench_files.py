@@ -149,17 +149,22 @@ def save_in_place(folder: Path, repeats: int, target: str,
     recipe = DATA / "edit_in_place.json"
     recipe.write_text(json.dumps({"weightsmith_recipe": 1, "edits": [
         {"op": "scale", "targets": [target], "value": 1.0}]}))
-    trees = {"apply in place": ROOT}
+    trees = {"apply in place": (ROOT, folder)}
     if before is not None:
-        trees["apply in place (before)"] = before
+        # Its own copy of the set: an earlier version may not write what this one checks
+        # (it keeps index metadata it does not know, such as the shards' save ids).
+        copy = DATA / "set-before"
+        subprocess.run(["cp", "-r", str(folder), str(copy)], check=True)
+        trees["apply in place (before)"] = (before, copy)
     results: dict[str, list[tuple[float, int]]] = {name: [] for name in trees}
     for _ in range(repeats):
-        for name, tree in trees.items():
+        for name, (tree, target) in trees.items():
             subprocess.run(["sync"], check=True)
             elapsed, peak, _ = measured([sys.executable, str(tree / "main.py"), "apply",
-                                         str(recipe), "--input", str(folder), "--output",
-                                         str(folder), "--quiet"])
+                                         str(recipe), "--input", str(target), "--output",
+                                         str(target), "--quiet"])
             results[name].append((elapsed, peak))
+    shutil.rmtree(DATA / "set-before", ignore_errors=True)
     return results
 
 
@@ -180,6 +185,9 @@ def spread(values: list[tuple[float, int]]) -> str:
     """'1.61 s (1.60-1.63)': median time with the range of the runs."""
     times = [value[0] for value in values]
     return f"{statistics.median(times):.2f} s ({min(times):.2f}-{max(times):.2f})"
+
+
+LOAD_AT_START = os.getloadavg()[0]
 
 
 def main() -> None:
@@ -227,6 +235,10 @@ def fragment(args, info, listed, saved, in_place, big) -> str:
         f"CPUs, torch {torch.__version__}, ext4 on a virtual disk; median of {args.repeats} "
         "interleaved runs; whole processes; peak memory is the child's maximum resident set "
         "(median).",
+        "",
+        f"Load average when the run started: {LOAD_AT_START:.1f} (the machine is shared; "
+        "absolute times grow with it, ratios of runs interleaved in one run are what "
+        "compare).",
         "",
         f"Synthetic set: {info['tensors']} float32 tensors, {info['bytes'] / GIB:.2f} GiB in "
         f"{info['shards']} shards with `model.safetensors.index.json`; largest tensor "

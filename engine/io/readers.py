@@ -148,7 +148,8 @@ def _check_one_save(path: Path, recorded: Any, files: list[StoredFile]) -> None:
         if found != expected:
             raise FileError(path, f"mixed set: shard '{shard}' was written by another save "
                             f"(save id {found or 'none'}, the index expects {expected}); the "
-                            "folder holds parts of two saves")
+                            "folder holds parts of two saves (if a tool rewrote that shard on "
+                            f"purpose, remove '{SHARDS_KEY}' from the index's metadata)")
 
 
 def _lazy_slot(source: Any) -> Slot:

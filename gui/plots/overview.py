@@ -89,7 +89,8 @@ class OverviewView(QWidget):
         plot_item.setMenuEnabled(False)
         plot_item.showGrid(x=True, alpha=0.2)
         plot_item.getViewBox().setMouseEnabled(x=False, y=True)  # scroll along the layers
-        self.bars = pg.BarGraphItem(x0=[], y=[], height=[], width=[])
+        # No outline: a thin bar of a deep model stays one clean stroke.
+        self.bars = pg.BarGraphItem(x0=[], y=[], height=[], width=[], pen=None)
         plot_item.addItem(self.bars)
         # A zero or NaN bar has no length to colour: a cross at zero marks it instead.
         self.marks = pg.ScatterPlotItem(symbol="x", size=10, pen=pg.mkPen(style.WARNING_COLOR),
@@ -143,15 +144,25 @@ class OverviewView(QWidget):
         self.name_axis.picture = None  # drop the cached drawing: the names changed
         self.name_axis.update()
         plot_item.setLabel("bottom", measure)
+        # As many bars as get a readable label each; the rest a drag or a zoom away.
+        shown = min(count, self.rows_that_fit()) or 1
         plot_item.setRange(xRange=(0, float(finite.max()) if count else 1.0),
-                           yRange=(-0.5, max(count, 1) - 0.5), padding=0.02)
+                           yRange=(-0.5, shown - 0.5), padding=0.02)
         self.plot.apply_palette()
         odd = [name for name, value in values if not math.isfinite(value) or value == 0]
         text = f"{count} tensors"
+        if shown < count:
+            text += f" (the first {shown} in view: drag, or zoom out with the wheel, for the rest)"
         if odd:
             text += f"; {len(odd)} with {measure} zero or undefined (×): " + ", ".join(odd[:5])
             text += " ..." if len(odd) > 5 else ""
         self.note.setText(text)
+
+    def rows_that_fit(self) -> int:
+        """How many bars the plot's height holds with a label of its own each."""
+        line = QFontMetrics(self.name_axis.font()).height() * 1.15
+        height = self.plot.height() if self.plot.isVisible() else 240
+        return max(int((height - 45) / line), 8)
 
     def clear(self, note: str = "") -> None:
         """Show nothing but `note`."""

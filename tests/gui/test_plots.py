@@ -511,6 +511,25 @@ def test_layer_names_are_thinned_out_rather_than_overlapped():
     assert (step, values) == (1, list(range(10)))
 
 
+def test_a_deep_model_shows_as_many_bars_as_have_readable_names(make_panel, qtbot):
+    model = torch.nn.Sequential(*[torch.nn.Linear(4, 4) for _ in range(60)])
+    panel = make_panel()
+    panel.set_session(Session(model))
+    with qtbot.waitSignal(panel.plotted, timeout=WAIT_MS):
+        panel.show_overview()
+    view = panel.overview_view
+    assert len(view.names) == 60
+    (_, _), (low, high) = view.plot.getPlotItem().getViewBox().viewRange()
+    shown = round(high - low)
+    assert 8 <= shown < 60
+    assert shown <= view.rows_that_fit() + 1
+    axis_height = view.name_axis.height()
+    [(step, values)] = view.name_axis.tickValues(low, high, axis_height)
+    assert step == 1  # every bar in view has its name
+    assert len(values) >= shown - 1
+    assert f"the first {view.rows_that_fit()} in view" in view.note.text()
+
+
 def test_clicking_a_bar_asks_for_that_tensor(make_panel, qtbot):
     session = Session(seeded(SmallCNN))
     panel = make_panel()

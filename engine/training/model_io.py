@@ -105,6 +105,10 @@ def logits_of(output: Any) -> torch.Tensor:
         for key in ("logits", "out", "output"):
             if isinstance(output.get(key), torch.Tensor):
                 return output[key]
+        # Else its first tensor, as for a tuple (`last_hidden_state` of an encoder).
+        for value in output.values():
+            if isinstance(value, torch.Tensor):
+                return value
     if isinstance(output, tuple | list) and output and isinstance(output[0], torch.Tensor):
         return output[0]
     raise EditError(f"train: the model returns {type(output).__name__}; expected a tensor "

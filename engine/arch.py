@@ -60,6 +60,9 @@ def build_model(spec: str, args: dict[str, Any] | None = None, *, seed: int = DE
                 meta: bool = False) -> nn.Module:
     """Build the model a spec names, in eval-neutral train mode, on the CPU (or meta).
 
+    With `meta=True` a model whose constructor cannot run on the meta device is built
+    on the CPU (same seed, same weights as without `meta`).
+
     Raises
     ------
     ArchError : unknown model, bad arguments, missing optional package
@@ -72,10 +75,18 @@ def build_model(spec: str, args: dict[str, Any] | None = None, *, seed: int = DE
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         try:
+            model = None
             if meta:
-                with torch.device("meta"):
-                    model = factory(**args)
-            else:
+                try:
+                    with torch.device("meta"):
+                        model = factory(**args)
+                except (ArchError, TypeError):
+                    raise
+                except Exception:
+                    # A constructor that reads values it just made (torchvision's
+                    # RegNets) cannot run on meta: build it on the CPU instead.
+                    torch.manual_seed(seed)
+            if model is None:
                 model = factory(**args)
         except ArchError:
             raise

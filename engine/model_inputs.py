@@ -18,7 +18,13 @@ import torch
 from torch import nn
 
 from .errors import EditError
-from .training.model_io import InputGuess, model_placement, probe_proposed_input
+from .training.model_io import (
+    SEQUENCE_LENGTH,
+    InputGuess,
+    first_layer,
+    model_placement,
+    probe_proposed_input,
+)
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,7 @@ def is_hf_model(model: nn.Module) -> bool:
 
 def example_inputs(model: nn.Module, *, batch: int = 1,
                    input_shape: tuple[int, ...] | list[int] | None = None,
-                   field_name: str = "input_shape") -> ExampleInputs:
+                   field_name: str = "input_shape", probe: bool = True) -> ExampleInputs:
     """Arguments to call `model` with: `batch` random samples of the probed shape.
 
     Parameters
@@ -56,6 +62,10 @@ def example_inputs(model: nn.Module, *, batch: int = 1,
     batch : samples in the batch
     input_shape : one sample's shape, instead of probing (a float input)
     field_name : the field named in errors
+    probe : check the shape with a forward pass; without, a model whose first layer
+        admits one shape only (an Embedding, a Linear) is not run, and the caller's own
+        forward pass is the check (a convolutional model is still probed: its image
+        side is found by trying)
 
     Raises
     ------
@@ -67,12 +77,14 @@ def example_inputs(model: nn.Module, *, batch: int = 1,
         if not shape or any(size <= 0 for size in shape):
             raise EditError(f"{field_name}: expected positive sizes such as [3, 64, 64]")
         guess = InputGuess(shape, None, "")
-    else:
+    elif probe:
         try:
             guess, _ = probe_proposed_input(model, dtype)
         except EditError as error:
             text = str(error).removeprefix("train.input_shape: ")
             raise EditError(f"{field_name}: {text}") from None
+    else:
+        guess = _unprobed_guess(model, dtype, field_name)
     generator = torch.Generator().manual_seed(0)
     if guess.tokens is not None:
         sample = torch.randint(0, guess.tokens, (batch, *guess.shape), generator=generator)
@@ -85,6 +97,21 @@ def example_inputs(model: nn.Module, *, batch: int = 1,
         # By keyword: a Hugging Face forward's first argument is not always input_ids.
         return ExampleInputs((), {name: sample, "use_cache": False}, guess, text)
     return ExampleInputs((sample,), {}, guess, text)
+
+
+def _unprobed_guess(model: nn.Module, dtype: torch.dtype, field_name: str) -> InputGuess:
+    found = first_layer(model)
+    if found is not None:
+        path, layer = found
+        if isinstance(layer, nn.Embedding | nn.EmbeddingBag):
+            return InputGuess((SEQUENCE_LENGTH,), layer.num_embeddings, path)
+        if isinstance(layer, nn.Linear):
+            return InputGuess((layer.in_features,), None, path)
+    try:
+        return probe_proposed_input(model, dtype)[0]
+    except EditError as error:
+        text = str(error).removeprefix("train.input_shape: ")
+        raise EditError(f"{field_name}: {text}") from None
 
 
 def _first_argument(model: nn.Module) -> str | None:

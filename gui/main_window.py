@@ -44,6 +44,7 @@ from .actions import EditActions
 from .dialogs import base
 from .file_actions import FileActions
 from .formatting import format_bytes, format_count, format_short_count
+from .graph import install_graph_dock
 from .history_panel import HistoryPanel
 from .icons import icon
 from .inspector import Inspector
@@ -213,6 +214,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_toolbar()
         self._build_status_bar()
+        self.graph_dock = install_graph_dock(self)
         self.tree.customContextMenuRequested.connect(self._show_context_menu)
 
         self._totals_task: Task | None = None

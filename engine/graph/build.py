@@ -60,7 +60,9 @@ def build_graph(model: nn.Module, *, method: str = "auto",
     for target in subjects:
         where = " (live model)" if target is model and subject is not None else ""
         try:
-            inputs = example_inputs(target, input_shape=input_shape)
+            # The trace is a forward pass: a first layer with one possible shape
+            # needs no probe run before it.
+            inputs = example_inputs(target, input_shape=input_shape, probe=False)
         except EditError as error:
             notes.append(f"no example inputs{where}: {error}")
             continue

@@ -299,3 +299,22 @@ def test_hugging_face_tiny_configs_graph(factory):
     tree = GroupTree(graph)
     assert tree.groups[block].repeats == 2
     assert all(source in graph.nodes for node in graph for source in node.inputs)
+
+
+def test_a_timm_model_graphs():
+    pytest.importorskip("timm")
+    from engine.arch import build_model
+
+    graph = build_graph(build_model("timm:resnet18", meta=True))
+    assert graph.method == "export"
+    tree = GroupTree(graph)
+    assert tree.groups["layer1.1"].identical_to == "layer1.0"
+
+
+def test_a_model_whose_constructor_needs_values_is_built_on_the_cpu_for_meta():
+    from engine.arch import build_model
+
+    model = build_model("torchvision:regnet_x_400mf", meta=True)
+    assert next(model.parameters()).device.type == "cpu"
+    reference = build_model("torchvision:regnet_x_400mf")
+    assert torch.equal(model.stem[0].weight, reference.stem[0].weight)

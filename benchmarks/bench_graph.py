@@ -21,17 +21,17 @@ import time
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import torch  # noqa: E402
-import torchvision  # noqa: E402
+import torch
+import torchvision
 
-from benchmarks._common import median, write_fragment  # noqa: E402
-from engine.graph import build_graph  # noqa: E402
-from engine.graph.groups import GroupTree  # noqa: E402
-from engine.graph.layout import GraphLayout  # noqa: E402
-from engine.graph.serialize import expanded_to_depth  # noqa: E402
-from engine.graph.trace_export import export_program  # noqa: E402
-from engine.graph.twin import meta_twin  # noqa: E402
-from engine.model_inputs import example_inputs  # noqa: E402
+from benchmarks._common import median, write_fragment
+from engine.graph import build_graph
+from engine.graph.groups import GroupTree
+from engine.graph.layout import GraphLayout
+from engine.graph.serialize import expanded_to_depth
+from engine.graph.trace_export import export_program
+from engine.graph.twin import meta_twin
+from engine.model_inputs import example_inputs
 
 
 def resnet50_ratio(repeats: int) -> dict:
@@ -166,7 +166,6 @@ def main() -> int:
     full_ratio = resnet["ours_full"] / resnet["alone"]
     paint = median(gui["first_paint"])
     expand = median(gui["expand"])
-    fit_median, fit_p95 = gui["frames"]["whole graph in view (fit)"]
     rows = [
         f"| resnet50 graph built and laid out (twin, probe, export, grouping, first view) | "
         f"{resnet['ours'] * 1000:.0f} ms | `torch.export.export` alone: "

@@ -1,11 +1,13 @@
 """Example inputs for a model's forward: what tracing, export and graphs call it with.
 
-The shape comes from the same probe the trainer uses for synthetic data
-(`engine.training.model_io.probe_proposed_input`: the first Conv/Linear/Embedding layer
-proposes a shape, a forward pass checks it), or is given. A language model gets
-`input_ids`; a Hugging Face model also `use_cache=False`, so that its outputs hold
-tensors only. The tensors are made on the model's own device: on the meta device for
-a model built there, so nothing is computed and no weight is read.
+The shape comes from the same probe the trainer and the deployment export use
+(`engine.training.model_io`: the first Conv/Linear/Embedding layer proposes a shape,
+a forward pass checks it), or is given and checked (`resolve_input`). This module
+adds what tracing needs: the inputs as the forward's own arguments, in one batch.
+A language model gets `input_ids`; a Hugging Face model also `use_cache=False`, so
+that its outputs hold tensors only. The tensors are made on the model's own device:
+on the meta device for a model built there, so nothing is computed and no weight is
+read.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .training.model_io import (
     first_layer,
     model_placement,
     probe_proposed_input,
+    resolve_input,
 )
 
 
@@ -76,7 +79,8 @@ def example_inputs(model: nn.Module, *, batch: int = 1,
         shape = tuple(int(size) for size in input_shape)
         if not shape or any(size <= 0 for size in shape):
             raise EditError(f"{field_name}: expected positive sizes such as [3, 64, 64]")
-        guess = InputGuess(shape, None, "")
+        # Checked by a forward pass; token ids when the first layer is an embedding.
+        guess, _ = resolve_input(model, dtype, shape, field=field_name)
     elif probe:
         try:
             guess, _ = probe_proposed_input(model, dtype)

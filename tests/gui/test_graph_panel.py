@@ -49,7 +49,8 @@ def test_selecting_in_the_graph_selects_the_tree_and_back(make_window, qtbot):
     window.select_paths(["classifier.2.weight"], "classifier.2.weight")
     assert {"classifier", "classifier.2"} <= panel.expanded
     item = panel.item_of("classifier.2.weight")
-    assert isinstance(item, BoxItem) and item.isSelected()
+    assert isinstance(item, BoxItem)
+    assert item.isSelected()
     assert any(edge.highlighted for edge in panel.edges)
     # Graph -> tree again, from the tensor box: the tree row of the tensor.
     panel.set_expanded(panel.expanded | {"features", "features.0"})
@@ -68,7 +69,8 @@ def test_an_edit_and_its_undo_from_the_graph(make_window, qtbot):
     click(panel, "features")
     menu = panel.context_menu("features")
     texts = [action.text() for action in menu.actions()]
-    assert "Open Group" in texts and "Freeze" in texts
+    assert "Open Group" in texts
+    assert "Freeze" in texts
     freeze = next(action for action in menu.actions() if action.text() == "Freeze")
     freeze.trigger()
     assert not session.model.features[0].weight.requires_grad
@@ -152,7 +154,7 @@ def test_search_keyboard_and_groups(make_window, qtbot):
 
 
 def test_export_svg_and_png(make_window, qtbot, tmp_path, dialogs):
-    window, panel = open_graph(make_window, qtbot, seeded(SmallCNN))
+    _window, panel = open_graph(make_window, qtbot, seeded(SmallCNN))
     svg = tmp_path / "graph.svg"
     png = tmp_path / "graph.png"
     dialogs.paths = [str(svg), str(tmp_path / "graph")]
@@ -161,9 +163,12 @@ def test_export_svg_and_png(make_window, qtbot, tmp_path, dialogs):
     root = ElementTree.fromstring(svg.read_text())
     assert root.tag.endswith("svg")
     texts = " ".join(element.text or "" for element in root.iter())
-    assert "features" in texts and "classifier" in texts
+    assert "features" in texts
+    assert "classifier" in texts
     image = QImage(str(png))
-    assert not image.isNull() and image.width() > 100 and image.height() > 100
+    assert not image.isNull()
+    assert image.width() > 100
+    assert image.height() > 100
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix) == ["graph.png", "graph.svg"]
 
 

@@ -65,10 +65,10 @@ def example_inputs(model: nn.Module, *, batch: int = 1,
     batch : samples in the batch
     input_shape : one sample's shape, instead of probing (a float input)
     field_name : the field named in errors
-    probe : check the shape with a forward pass; without, a model whose first layer
-        admits one shape only (an Embedding, a Linear) is not run, and the caller's own
-        forward pass is the check (a convolutional model is still probed: its image
-        side is found by trying)
+    probe : check the shape with a forward pass; without, a given shape, or the shape of
+        a first layer that admits one only (an Embedding, a Linear), is not run, and the
+        caller's own forward pass is the check (a convolutional model is still probed
+        when no shape is given: its image side is found by trying)
 
     Raises
     ------
@@ -79,8 +79,13 @@ def example_inputs(model: nn.Module, *, batch: int = 1,
         shape = tuple(int(size) for size in input_shape)
         if not shape or any(size <= 0 for size in shape):
             raise EditError(f"{field_name}: expected positive sizes such as [3, 64, 64]")
-        # Checked by a forward pass; token ids when the first layer is an embedding.
-        guess, _ = resolve_input(model, dtype, shape, field=field_name)
+        if probe:  # checked by a forward pass; token ids for an embedding
+            guess, _ = resolve_input(model, dtype, shape, field=field_name)
+        else:
+            found = first_layer(model)
+            tokens = found[1].num_embeddings if found is not None and \
+                isinstance(found[1], nn.Embedding | nn.EmbeddingBag) else None
+            guess = InputGuess(shape, tokens, found[0] if found else "")
     elif probe:
         try:
             guess, _ = probe_proposed_input(model, dtype)

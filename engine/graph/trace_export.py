@@ -45,7 +45,7 @@ def op_name(target: Any) -> tuple[str, str]:
     schema = getattr(target, "_schema", None)
     if schema is not None:
         name = schema.name.split("::")[-1]
-        return name, str(target)
+        return short_op_name(name), str(target)
     name = getattr(target, "__name__", None) or str(target)
     module = getattr(target, "__module__", "") or ""
     return short_op_name(name), f"{module}.{name}" if module else name

@@ -467,8 +467,8 @@ class GraphPanel(QWidget):
                 self._compute_statistics(name)
                 return
         boxes = BoxTensors(session, self.tree)
-        values = overlay_values(name, session, boxes, [*self.boxes, *self.frames],
-                                statistics)
+        # Boxes only: an open group's frame would tint everything inside it.
+        values = overlay_values(name, session, boxes, list(self.boxes), statistics)
         for key, color in overlay_colors(name, values).items():
             item = self.item_of(key)
             if item is not None:

@@ -5,13 +5,14 @@
 Starts Xvfb, runs the editor's main window in it (the xcb platform, no window
 manager), opens resnet18 and a tiny GPT-2, shows the Graph dock, and captures the
 whole screen with ImageMagick's `import -window root` at each step: collapsed and
-expanded, each with an overlay. Needs Debian's xvfb and imagemagick (see
-scripts/screenshots.py for the packages).
+expanded, each with an overlay. Needs Debian's xvfb and imagemagick (pngquant, when
+installed, shrinks the files; see scripts/screenshots.py for the packages).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -87,6 +88,9 @@ def take() -> int:
         settle()
         path = OUT / f"{name}.png"
         subprocess.run(["import", "-window", "root", str(path)], check=True)
+        if shutil.which("pngquant"):  # a 256-colour palette: a third of the size
+            subprocess.run(["pngquant", "--force", "--output", str(path), "256", str(path)],
+                           check=True)
         print(f"wrote {path.relative_to(ROOT)}")
 
     def focus(zoom: float, key: str) -> None:
@@ -121,7 +125,7 @@ def take() -> int:
     open_model(model)
     overlay("tied")
     window.select_paths(["lm_head"], "lm_head")
-    focus(0.85, "transformer.h")
+    focus(0.9, "lm_head")
     shot("gpt2-collapsed-tied")
     panel.set_expanded(panel.expanded | {"transformer.h.2", "transformer.h.2.mlp"})
     overlay("std")

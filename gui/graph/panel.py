@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 
 #: a structural change waits this long for the next before the graph is rebuilt
 REBUILD_DELAY_MS = 250
+#: boxes are drawn from cached pixmaps when zoomed out only in graphs of more boxes
+CACHE_FROM_BOXES = 300
 
 
 def prepare_graph(model: Any, twin: Any, method: str, expanded: set[str] | None,
@@ -336,7 +338,11 @@ class GraphPanel(QWidget):
 
     def _on_zoomed(self, zoom: float) -> None:
         self.edge_layer.show_labels(zoom >= LABEL_DETAIL)
-        cached = zoom < CACHE_DETAIL
+        self._update_caching()
+
+    def _update_caching(self) -> None:
+        # Only a big graph needs its boxes cached (a scaled pixmap blurs the text).
+        cached = self.view.zoom() < CACHE_DETAIL and len(self.boxes) > CACHE_FROM_BOXES
         if cached != self._cached:
             self._cached = cached
             for item in self.boxes.values():
@@ -415,6 +421,7 @@ class GraphPanel(QWidget):
         self.edges = edges
         self.edge_layer.set_edges(edges)
         self.edge_layer.show_labels(self.view.zoom() >= LABEL_DETAIL)
+        self._update_caching()
         self.scene.setSceneRect(QRectF(-40, -40, scene.width + 80, scene.height + 80))
         self._restore_selection()
         self.refresh_overlay()

@@ -98,6 +98,7 @@ class GroupTree:
         self.groups: dict[str, Group] = {"": Group("", graph.module_types.get("", ""))}
         self._group_of: dict[str, str] = {}
         self._ancestors: dict[str, list[str]] = {}
+        self._chains: dict[str, tuple[str, ...]] = {}
         for node in graph:
             parent = ""
             for depth, key in enumerate(node.scope, start=1):
@@ -128,9 +129,12 @@ class GroupTree:
         for group in sorted(self.groups.values(), key=lambda g: -g.depth):
             group.size = len(group.nodes) + sum(self.groups[c].size for c in group.children)
 
-    def chain(self, node_id: str) -> list[str]:
+    def chain(self, node_id: str) -> tuple[str, ...]:
         """The groups holding a node, root first, its own group last."""
-        return ["", *self.graph.nodes[node_id].scope]
+        chain = self._chains.get(node_id)
+        if chain is None:
+            chain = self._chains[node_id] = ("", *self.graph.nodes[node_id].scope)
+        return chain
 
     def ancestors(self, key: str) -> list[str]:
         """The groups holding a group, root first (not the group itself)."""

@@ -159,6 +159,7 @@ class FrameItem(QGraphicsPathItem):
         self.title = title
         self.highlighted = False
         self.overlay: QColor | None = None
+        self.styled_selected = False
         self._palette = palette
         self._text = QGraphicsSimpleTextItem("▾ " + title, self)
         self._text.setBrush(palette.color(QPalette.ColorRole.Text))
@@ -184,7 +185,8 @@ class FrameItem(QGraphicsPathItem):
     def restyle(self) -> None:
         """Apply selection, highlight and overlay to the pen and fill."""
         palette = self._palette
-        selected = self.isSelected() or self.highlighted
+        self.styled_selected = self.isSelected()
+        selected = self.styled_selected or self.highlighted
         pen = QPen(palette.color(QPalette.ColorRole.Highlight) if selected
                    else palette.color(QPalette.ColorRole.Mid), 2.0 if selected else 1.0,
                    Qt.PenStyle.SolidLine if selected else Qt.PenStyle.DashLine)
@@ -203,11 +205,6 @@ class FrameItem(QGraphicsPathItem):
         path = QPainterPath()
         path.addRect(self.header_rect())
         return path
-
-    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: object) -> object:
-        if change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
-            self.restyle()
-        return super().itemChange(change, value)
 
 
 class Edge:

@@ -508,6 +508,12 @@ class GraphPanel(QWidget):
                 self.refresh_overlay()
 
     # ------------------------------------------------------------------ selection
+    def _restyle_frames(self) -> None:
+        # A frame is drawn by Qt: its pen follows the selection here, not in paint().
+        for frame in self.frames.values():
+            if frame.styled_selected != frame.isSelected():
+                frame.restyle()
+
     def tree_paths_of(self, key: str) -> list[str]:
         """The tree rows a box stands for: a module, a tensor (nothing for an input)."""
         if self.tree is None:
@@ -523,6 +529,7 @@ class GraphPanel(QWidget):
         return [node.module] if node.module else []
 
     def _on_scene_selection(self) -> None:
+        self._restyle_frames()
         if self._syncing:
             return
         chosen = [item for item in self.scene.selectedItems()

@@ -23,6 +23,7 @@ from torch import nn
 
 from ..errors import EditError, ExportError
 from ..progress import Cancelled, Progress, report
+from ..tracing import one_trace_at_a_time
 from ..training.model_io import first_line, kept_modes, model_placement, resolve_device
 from .base import Exporter
 from .failures import explain
@@ -109,8 +110,9 @@ def _export(model: nn.Module, tie_groups: list[list[str]], output: Path,
         report(progress, 0.08, f"exporting {exporter.label}")
         with _timed(seconds, "export"):
             try:
-                exporter.export(target, inputs.batch(batch, EXAMPLE_SEED), target is not source,
-                                inputs.batch(batch, CHECK_SEED))
+                with one_trace_at_a_time(progress):  # never beside another trace
+                    exporter.export(target, inputs.batch(batch, EXAMPLE_SEED),
+                                    target is not source, inputs.batch(batch, CHECK_SEED))
             except (ExportError, Cancelled):
                 raise
             except MemoryError:

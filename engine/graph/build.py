@@ -16,6 +16,7 @@ from torch import nn
 from ..errors import EditError
 from ..model_inputs import ExampleInputs, example_inputs
 from ..progress import Progress, report
+from ..tracing import one_trace_at_a_time
 from .model import Graph, GraphError
 from .trace_export import trace_export
 from .trace_fx import trace_fx
@@ -75,7 +76,8 @@ def build_graph(model: nn.Module, *, method: str = "auto",
         for name in names:
             report(progress, 0.1 + 0.8 * len(notes) / (2 * len(METHODS)), f"tracing with {name}")
             try:
-                graph = _TRACERS[name](target, inputs)
+                with one_trace_at_a_time(progress):
+                    graph = _TRACERS[name](target, inputs)
             except GraphError as error:
                 notes.append(f"{error}{where}")
                 continue

@@ -195,7 +195,7 @@ class GraphPanel(QWidget):
             events.flags_changed.disconnect(self._on_flags_changed)
             events.tensors_changed.disconnect(self._on_tensors_changed)
             events.history_changed.disconnect(self._on_history_changed)
-        self._stop_task()
+        self._stop_task(wait=session is None)
         self._rebuild_timer.stop()
         self.session = session
         self.graph = self.tree = self.layout_engine = None
@@ -253,10 +253,17 @@ class GraphPanel(QWidget):
                 self._on_failed(session, method, message),
             on_cancel=self._on_cancelled)
 
-    def _stop_task(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
+    def _stop_task(self, wait: bool = False) -> None:
+        """Cancel the running build; with `wait` (the document is closing), also join
+        its thread and the statistics', as the window's own tasks are joined."""
+        for task in (self._task, self._stats_task if wait else None):
+            if task is not None:
+                task.cancel()
+                if wait:
+                    task.wait(5.0)
+        self._task = None
+        if wait:
+            self._stats_task = None
         self.tasks.task = None
         self.tasks.hide()
 

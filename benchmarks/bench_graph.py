@@ -93,7 +93,7 @@ def gui_figures(repeats: int) -> dict:
     window.show()
     window.graph_dock.show()
     window.graph_dock.raise_()
-    panel = window.graph_panel
+    panel = window.graph_host.ensure()
     app.processEvents()
     first_paint, boxes, expand, export_done = [], 0, [], []
     for _ in range(repeats):

@@ -66,7 +66,7 @@ def take() -> int:
     window.graph_dock.show()
     window.graph_dock.raise_()
     window.resizeDocks([window.graph_dock], [HEIGHT - 330], Qt.Orientation.Vertical)
-    panel = window.graph_panel
+    panel = window.graph_host.ensure()
     OUT.mkdir(parents=True, exist_ok=True)
 
     def settle(seconds: float = 0.6) -> None:

@@ -12,7 +12,6 @@ import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..edits.ties import module_tie_groups
 from ..listing import dtype_name
 from ..stats import layer_overview
 from .groups import GroupTree
@@ -50,8 +49,9 @@ class BoxTensors:
         self.tree = tree
         self.by_module: dict[str, list[str]] = {}
         seen: dict[str, set[str]] = {}
-        for entry in session.tensor_entries():
-            canonical = session.aliases(entry.name)[0]
+        document = session.document
+        for entry in document.tensor_entries():
+            canonical = document.aliases(entry.name)[0]
             parts = entry.owner_path.split(".") if entry.owner_path else []
             for end in range(len(parts) + 1):
                 module = ".".join(parts[:end])
@@ -97,9 +97,9 @@ def overlay_values(overlay: str, session: Session, boxes: BoxTensors, items: Ite
     if overlay == "none":
         return values
     changed = changed_names(session) if overlay == "changed" else set()
-    tied = {name for group in session.tie_groups() for name in group}
+    tied = {name for group in session.document.tie_groups() for name in group}
     if overlay == "tied" and session.model is not None:
-        tied |= {path for group in module_tie_groups(session.model) for path in group}
+        tied |= {path for group in session.document.module_tie_groups() for path in group}
     for item in items:
         names = boxes.of(item)
         value = _value(overlay, session, boxes, item, names, changed, tied, statistics or {})
@@ -110,7 +110,7 @@ def overlay_values(overlay: str, session: Session, boxes: BoxTensors, items: Ite
 
 def _value(overlay: str, session: Session, boxes: BoxTensors, item: str, names: list[str],
            changed: set[str], tied: set[str], statistics: dict[str, float]) -> Any:
-    entries = [session.entry(name) for name in names]
+    entries = [session.document.entry(name) for name in names]
     if overlay == "trainable":
         flags = {entry.tensor.requires_grad for entry in entries if entry.kind == "parameter"}
         if not flags:

@@ -190,11 +190,7 @@ class GraphPanel(QWidget):
         """Show the graph of `session` (built in the background), or nothing."""
         old = self.session
         if old is not None:
-            events = old.events
-            events.structure_changed.disconnect(self._on_structure_changed)
-            events.flags_changed.disconnect(self._on_flags_changed)
-            events.tensors_changed.disconnect(self._on_tensors_changed)
-            events.history_changed.disconnect(self._on_history_changed)
+            old.events.disconnect(self)
         self._stop_task(wait=session is None)
         self._rebuild_timer.stop()
         self.session = session
@@ -210,7 +206,7 @@ class GraphPanel(QWidget):
             events.flags_changed.connect(self._on_flags_changed)
             events.tensors_changed.connect(self._on_tensors_changed)
             events.history_changed.connect(self._on_history_changed)
-            self._ties = session.tie_groups()
+            self._ties = session.document.tie_groups()
         self._pending = False
         if session is None:
             self.status.setText("")
@@ -318,7 +314,7 @@ class GraphPanel(QWidget):
             self._pending = True
 
     def _on_flags_changed(self, names: list[str]) -> None:
-        ties = self.session.tie_groups() if self.session is not None else []
+        ties = self.session.document.tie_groups() if self.session is not None else []
         if ties != self._ties:
             self._ties = ties  # a tie or untie changes which tensor an op reads
             self._rebuild_timer.start()
@@ -592,8 +588,9 @@ class GraphPanel(QWidget):
         tree, session = self.tree, self.session
         if tree is None or session is None:
             return None
-        if session.is_tensor(path):
-            canonical = session.aliases(session.canonical_name(path))[0]
+        document = session.document
+        if document.is_tensor(path):
+            canonical = document.aliases(document.canonical_name(path))[0]
             return canonical if canonical in tree.graph.nodes else None
         keys = tree.keys_of_module(path)
         if keys:

@@ -22,7 +22,8 @@ def open_graph(make_window, qtbot, model):
     window = make_window(Session(model))
     window.graph_dock.show()
     window.graph_dock.raise_()
-    panel = window.graph_panel
+    panel = window.graph_host.ensure()
+    assert panel is window.graph_panel
     qtbot.waitUntil(lambda: panel.graph is not None and panel.graph.method == "export"
                     and panel._task is None, timeout=120_000)
     return window, panel
@@ -175,7 +176,8 @@ def test_export_svg_and_png(make_window, qtbot, tmp_path, dialogs):
 def test_checkpoint_mode_and_untraceable_models_say_why(make_window, qtbot):
     window = make_window(Session(checkpoint={"w": torch.zeros(2)}))
     window.graph_dock.show()
-    panel = window.graph_panel
+    window.graph_dock.raise_()
+    panel = window.graph_host.ensure()
     assert "checkpoint mode" in panel.status.text()
     assert not panel.boxes
 

@@ -38,8 +38,10 @@ def add_document_arguments(parser: argparse.ArgumentParser, *, weights: bool = T
 def add_open_arguments(parser: argparse.ArgumentParser) -> None:
     """--trust, --choice KEY, --strip-prefix, --quiet."""
     parser.add_argument("--trust", action="store_true",
-                        help="allow files that run code when loaded (whole pickled models, "
-                        "TorchScript); only for files from a source you trust")
+                        help="allow code to run: files that run code when loaded (whole "
+                        "pickled models, TorchScript), recipes that import code (attach with "
+                        "a .py file, trust_remote_code), Hugging Face folders with their own "
+                        "code; only for sources you trust")
     parser.add_argument("--choice", metavar="KEY",
                         help="which nested state dict of a checkpoint to use (default: the "
                         "first found, e.g. state_dict)")

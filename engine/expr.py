@@ -12,6 +12,7 @@ outside the whitelist, lambdas, subscripts, strings) is rejected before anything
 from __future__ import annotations
 
 import ast
+import builtins
 import math
 from dataclasses import dataclass
 
@@ -56,6 +57,14 @@ KEYWORDS = frozenset(
 CONSTANTS = {"pi": repr(math.pi), "e": repr(math.e), "inf": "float('inf')",
              "nan": "float('nan')"}
 
+#: The globals generated code runs with. Torch's C++ code imports modules lazily the first
+#: time some functions run (`where`, `pow`, `lerp`, `quantile`), and a C-level import looks
+#: `__import__` up in the builtins of the calling Python frame: with empty builtins those
+#: calls fail in a fresh process and work once something else imported the module. The
+#: translator is the boundary (generated code names only `torch`, `x`, `_g` and `float`, and
+#: the name `__import__` is never emitted), so giving `__import__` here opens nothing.
+_EVAL_GLOBALS = {"__builtins__": {"__import__": builtins.__import__}}
+
 _BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//",
            ast.Mod: "%", ast.Pow: "**", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^",
            ast.MatMult: "@"}
@@ -78,7 +87,7 @@ class CompiledExpr:
         namespace = {"torch": torch, "x": x, "_g": generator, "float": float}
         try:
             with torch.no_grad():
-                value = eval(self.code, {"__builtins__": {}}, namespace)  # generated, checked
+                value = eval(self.code, _EVAL_GLOBALS, namespace)  # generated, checked
         except ArithmeticError as error:  # 9 ** 9 ** 9 overflows as floats, at once
             raise EditError(f"{self.field}: arithmetic error ({type(error).__name__})") from None
         if isinstance(value, tuple):

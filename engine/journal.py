@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from .session import Session
 
 JOURNAL_VERSION = 1
+#: the options of `Session.open` an open request may carry
+OPEN_OPTIONS = frozenset({"choice", "strip_prefix", "strict", "seed"})
 APP_NAME = "weightsmith"
 
 
@@ -77,8 +79,12 @@ def describe_request(request: dict[str, Any] | None) -> str:
     return "an unknown document"
 
 
-def open_request(request: dict[str, Any], progress: Progress | None = None) -> Session:
+def open_request(request: dict[str, Any], progress: Progress | None = None, *,
+                 trust: bool = False) -> Session:
     """Open the document an open request describes.
+
+    `trust` (or the request's own "trust") allows what `Session.open`'s trust allows;
+    the caller asked the user first (see `engine.code_needs.request_code`).
 
     Raises
     ------
@@ -96,10 +102,14 @@ def open_request(request: dict[str, Any], progress: Progress | None = None) -> S
     elif kind == "file":
         from .session import Session
 
-        options = dict(request.get("options") or {})
+        options = request.get("options") or {}
+        if not isinstance(options, dict) or set(options) - OPEN_OPTIONS:
+            raise EditError(f"open request: options must be an object with only "
+                            f"{', '.join(sorted(OPEN_OPTIONS))}")
         session = Session.open(str(request["path"]), arch=request.get("arch"),
                                arch_args=request.get("arch_args"),
-                               trust=bool(request.get("trust")), progress=progress, **options)
+                               trust=bool(request.get("trust")) or trust, progress=progress,
+                               **options)
     elif kind == "arch":
         from .documents import model_session
 
@@ -274,6 +284,18 @@ def read_entry(path: str | Path) -> JournalEntry | None:
         return None
 
 
+def journal_code(entry: JournalEntry) -> list[str]:
+    """Every piece of code restoring `entry` could run (any base, and the edits after it),
+    for the trust question; [] when restoring runs nothing beyond torch."""
+    from .code_needs import recipe_code, request_code
+
+    needs: list[str] = []
+    for base in entry.bases:
+        needs += [line for line in request_code(base.request) if line not in needs]
+    needs += [line for line in recipe_code(entry.edits) if line not in needs]
+    return needs
+
+
 def restore(entry: JournalEntry, progress: Progress | None = None,
             *, allow_trust: bool = False) -> tuple[Session, dict[str, Any], list[str]]:
     """Rebuild the unsaved document of a journal: reopen a base, replay the edits after it.
@@ -283,7 +305,8 @@ def restore(entry: JournalEntry, progress: Progress | None = None,
 
     Parameters
     ----------
-    allow_trust : reopen files that need trust (ask the user before passing True)
+    allow_trust : run the code a base or the edits need (see `journal_code`; ask the user
+        with that list before passing True)
 
     Returns
     -------
@@ -293,6 +316,7 @@ def restore(entry: JournalEntry, progress: Progress | None = None,
     ------
     EditError : no base could be reopened and replayed (the message says why)
     """
+    from .code_needs import recipe_code, request_code
     from .recipe import replay
 
     problems = []
@@ -300,13 +324,15 @@ def restore(entry: JournalEntry, progress: Progress | None = None,
         if base.skip > len(entry.edits) or (
                 base.skip and _digest(entry.edits[: base.skip]) != base.digest):
             continue  # saved on another branch of the history
-        if base.request.get("trust") and not allow_trust:
-            problems.append(f"{describe_request(base.request)} needs trust to reopen")
+        edits = entry.edits[base.skip:]
+        code = request_code(base.request) + recipe_code(edits)
+        if code and not allow_trust:
+            problems.append(f"{describe_request(base.request)} needs trust to restore "
+                            f"({code[0]})")
             continue
         try:
-            session = open_request(base.request, progress)
-            edits = entry.edits[base.skip:]
-            replay(session, edits)
+            session = open_request(base.request, progress, trust=allow_trust)
+            replay(session, edits, trust=allow_trust)
         except WeightsmithError as error:
             problems.append(str(error))
             continue

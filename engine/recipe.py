@@ -65,20 +65,30 @@ def write_recipe(path: str | Path, edits: list[dict[str, Any]], **info: Any) -> 
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def replay(session: Session, edits: list[dict[str, Any]]) -> list[Any]:
+def replay(session: Session, edits: list[dict[str, Any]], *,
+           trust: bool = False) -> list[Any]:
     """Apply `edits` in order, each as its own step; all or nothing.
+
+    Parameters
+    ----------
+    trust : allow edits that run code (see `engine.code_needs`); without it a recipe
+        with any is refused before its first edit is applied
 
     Raises
     ------
+    CodeNotTrusted : the recipe would run code and `trust` is False (nothing applied)
     EditError : naming the failing edit (`edits[3]: ...`); the steps already applied
         are undone, so the session is as it was
     """
+    from .code_needs import recipe_code, require_trust
+
+    require_trust(recipe_code(edits, session), trust)
     results = []
     applied = 0
     try:
         for position, edit in enumerate(edits):
             try:
-                results.append(session.apply(edit))
+                results.append(session.apply(edit, trust=trust))
             except EditError as error:
                 raise EditError(f"edits[{position}]: {error}") from None
             applied += 1

@@ -133,12 +133,16 @@ class Session:
     def _transaction(self) -> Transaction:
         return Transaction(self, self._on_structure, self._invalidate)
 
-    def apply(self, spec: dict[str, Any] | Edit) -> Any:
+    def apply(self, spec: dict[str, Any] | Edit, *, trust: bool = False) -> Any:
         """Perform one edit and record it as one undoable step.
 
         Parameters
         ----------
         spec : a JSON-ready dict such as `{"op": "freeze", "targets": ["layer1"]}`
+        trust : allow an edit that runs code (`attach` with an architecture from a .py
+            file, a Hugging Face folder with custom code, `trust_remote_code`); without
+            it such an edit raises `engine.code_needs.CodeNotTrusted` (an EditError
+            whose `code` lists what would run) and nothing runs
 
         Returns
         -------
@@ -148,9 +152,14 @@ class Session:
         ------
         EditError : the edit was rejected or failed; the session is unchanged
         """
+        from .code_needs import require_trust
+
         self._check_not_busy()
         edit = build_edit(spec)
         edit.check_mode(self.document)
+        code = edit.code_to_run(self.document)
+        require_trust(code, trust)
+        edit.trusted = bool(code)
         tx = self._transaction()
         try:
             result = edit.perform(self.document, tx)

@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu, QToolBar
 
+from engine.code_needs import CodeNotTrusted
 from engine.errors import EditError
 
 from .dialogs import base
@@ -216,15 +217,36 @@ class EditActions(QObject):
 
     # ------------------------------------------------------------------ applying
     def apply(self, spec: dict[str, Any]) -> Any:
-        """Apply one edit; report a refusal in a dialog and return None."""
+        """Apply one edit; report a refusal in a dialog and return None.
+
+        An edit that would run code (an architecture from a .py file, a Hugging Face
+        folder with its own code) is applied only after the trust dialog, which lists
+        exactly what would run, is accepted.
+        """
         session = self.window.session
         if session is None:
             return None
         try:
             return session.apply(spec)
+        except CodeNotTrusted as refusal:
+            if not self.ask_trust("This edit", refusal.code, "Trust and Apply"):
+                self.window.statusBar().showMessage("Not applied: not trusted", 5000)
+                return None
         except EditError as error:
             self.window.show_error(str(error))
             return None
+        try:
+            return session.apply(spec, trust=True)
+        except EditError as error:
+            self.window.show_error(str(error))
+            return None
+
+    def ask_trust(self, subject: str, code: list[str], action: str) -> bool:
+        """Show the trust dialog listing `code`; True when the user trusts it."""
+        from .dialogs.trust_dialog import TrustDialog
+
+        return base.run_dialog(TrustDialog("", code, self.window, subject=subject,
+                                           action=action))
 
     def apply_all(self, label: str, specs: list[dict[str, Any]]) -> bool:
         """Apply several edits as one undo step (all or nothing); True when applied."""

@@ -72,17 +72,17 @@ def probe_file(path: str, trust: bool = False, progress: Any = None) -> dict[str
     state dicts to choose from. Runs in a worker thread; reads, never unpickles unsafely."""
     from engine.io.opening import inspect_candidates, needs_trust
 
-    result: dict[str, Any] = {"needs_trust": False, "globals": [], "candidates": [""]}
+    result: dict[str, Any] = {"needs_trust": False, "globals": [], "undetermined": None,
+                              "candidates": [""]}
     if not trust and needs_trust(path):
-        from engine.io.trust import unsafe_globals
+        from engine.io.formats import detect
+        from engine.io.trust import code_listing
 
-        found = unsafe_globals(path)
-        if found != ["<unreadable>"]:
-            result["needs_trust"] = True
-            result["globals"] = found
-            return result
-        # Not a pickle that can be read at all: opening it reports the damage in one
-        # line; asking the user to trust garbage would help nobody.
+        listing = code_listing(detect(path).path)
+        result["needs_trust"] = True
+        result["globals"] = listing.unsafe
+        # A list that cannot be completed is never offered for trust (the dialog says so).
+        result["undetermined"] = listing.undetermined
         return result
     result["candidates"] = inspect_candidates(path, trust=trust)
     return result
@@ -247,7 +247,8 @@ class FileActions(QObject):
             if result["needs_trust"]:
                 from .dialogs.trust_dialog import TrustDialog
 
-                if not base.run_dialog(TrustDialog(path, result["globals"], self.window)):
+                if not base.run_dialog(TrustDialog(path, result["globals"], self.window,
+                                                   undetermined=result["undetermined"])):
                     self.window.statusBar().showMessage("Not opened: not trusted", 5000)
                     return
                 self.window.tasks.run(probe_file, path, True, name="inspect",
@@ -363,11 +364,16 @@ class FileActions(QObject):
     # ------------------------------------------------------------------ crash journal
     def restore_journal(self, entry: JournalEntry) -> None:
         """Rebuild the unsaved edits of a crashed session and show what was restored."""
+        from engine.journal import journal_code
+
         allow_trust = False
-        if any(base_.request.get("trust") for base_ in entry.bases):
-            allow_trust = base.ask(self.window, "Restore", f"Restoring reopens "
-                                   f"{entry.title}, which runs code from the file when "
-                                   "loaded. Trust it again?", "Trust and Restore", "Don't")
+        code = journal_code(entry)
+        if code:
+            from .dialogs.trust_dialog import TrustDialog
+
+            allow_trust = base.run_dialog(TrustDialog(
+                "", code, self.window, subject=f"Restoring the unsaved edits to {entry.title}",
+                action="Trust and Restore"))
 
         def restored(result: tuple[Any, dict[str, Any], list[str]]) -> None:
             session, request, labels = result

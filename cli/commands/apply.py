@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def run(args: argparse.Namespace) -> int:
     edits = read_recipe(args.recipe)
     session = open_document(args, path=args.input)
-    replay(session, edits)
+    replay(session, edits, trust=args.trust)
     with progress_bar(args) as bar:
         result = session.save(args.output, progress=bar, **save_options(args))
     print(f"applied {len(edits)} edit(s)")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from engine.code_needs import recipe_code
 from engine.errors import EditError
 from engine.io.atomic import atomic_write_bytes
 from engine.recipe import read_recipe, replay
@@ -50,8 +51,14 @@ def training_settings(args: argparse.Namespace) -> dict[str, Any] | None:
 
 def run(args: argparse.Namespace) -> int:
     edits = read_recipe(args.recipe)
-    # The edits are replayed so that the script can name exactly what each one selected.
     session = open_document(args, path=args.input)
+    # Exporting never runs the recipe's own code (it would run it only to write it down):
+    # a recipe that imports code is refused, even with --trust.
+    code = recipe_code(edits, session)
+    if code:
+        raise EditError(f"script: {code[0]}: an export never runs a recipe's code (give the "
+                        "architecture with --arch instead of attaching it in the recipe)")
+    # The edits are replayed so that the script can name exactly what each one selected.
     replay(session, edits)
     title = f"Edits of {Path(args.recipe).name}"
     try:

@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     session = open_document(args, path=getattr(args, "input", None))
     if args.recipe:
-        replay(session, read_recipe(args.recipe))
+        replay(session, read_recipe(args.recipe), trust=args.trust)
     output = Path(args.output).expanduser() if args.output else None
     if output is not None and not output.parent.is_dir():
         # Checked before training, so a long run is not wasted on a bad path.

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..arch import DEFAULT_SEED, build_model
-from ..document import ModelDocument
+from ..code_needs import arch_code
 from ..errors import ArchError, EditError
 from ..io import hf_folder
 from ..io.file_ties import retie_model
@@ -71,12 +71,21 @@ class Attach(Edit):
         tx.replace_document(ModelDocument(model, doc.source, doc.origin))
         return report
 
+    def code_to_run(self, session: Any = None) -> list[str]:
+        folder = session.source.get("folder") if session is not None else None
+        return arch_code(self.spec["arch"], self.spec.get("arch_args"),
+                         folder=Path(folder) if folder else None, field="attach.arch")
+
     def _build(self, doc: CheckpointDocument) -> Any:
         arch = self.spec["arch"]
         args = self.spec.get("arch_args") or None
         seed = self.value("seed")
+        if self.code_to_run(doc) and not self.trusted:
+            # Session.apply checks first; this guards a caller that performs directly.
+            raise EditError(f"attach.arch: {arch} runs code; refused without trust")
         if hf_folder.is_hf_spec(arch):
             folder = doc.source.get("folder")
             return hf_folder.build_hf_model(
-                hf_folder.config_folder(arch, Path(folder) if folder else None), args, seed)
+                hf_folder.config_folder(arch, Path(folder) if folder else None), args, seed,
+                trust=self.trusted)
         return build_model(arch, args, seed=seed)

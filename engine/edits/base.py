@@ -62,6 +62,8 @@ class Edit:
     fields: ClassVar[dict[str, bool]] = {}
     #: document modes the edit works in
     modes: ClassVar[frozenset[str]] = frozenset({"model", "checkpoint"})
+    #: set by `Session.apply` when the user trusted the code `code_to_run` declared
+    trusted: bool = False
 
     def __init__(self, spec: dict[str, Any]) -> None:
         allowed = {"op", "label", *self.fields}
@@ -95,6 +97,15 @@ class Edit:
     def perform(self, doc: Document, tx: Transaction) -> Any:
         """Validate against `doc`, then change it through `tx`; return a result."""
         raise NotImplementedError
+
+    def code_to_run(self, session: Session | None = None) -> list[str]:
+        """What code performing this edit would run beyond torch and the libraries named by
+        a spec, one line each naming the field (see `engine.code_needs`); nothing runs.
+
+        `Session.apply` refuses an edit with code unless given `trust=True`, and then sets
+        `trusted` before `perform`.
+        """
+        return []
 
     # --- common ---------------------------------------------------------------------
     @property

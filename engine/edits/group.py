@@ -45,9 +45,15 @@ class Group(Edit):
     def describe(self) -> str:
         return f"{len(self.spec['edits'])} edits"
 
+    def code_to_run(self, session: Any = None) -> list[str]:
+        return [f"group.edits[{position}]: {line}"
+                for position, child in enumerate(self.children)
+                for line in child.code_to_run(session)]
+
     def perform(self, doc: Document, tx: Transaction) -> Any:
         results = []
         for position, child in enumerate(self.children):
+            child.trusted = self.trusted
             # A child may replace the document (attach): the next one works on the new.
             try:
                 child.check_mode(tx.document)

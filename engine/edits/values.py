@@ -83,12 +83,17 @@ class SetValues(Edit):
         if self.compiled.uses_random:
             generator = torch.Generator().manual_seed(self.seed())
         try:
-            return self.compiled.evaluate(x, generator)
+            values = self.compiled.evaluate(x, generator)
         except EditError:
             raise
         except Exception as error:
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise EditError(f"set.expr: '{self.spec['expr']}' failed: {message}") from None
+        if values.untyped_storage().data_ptr() == tensor.untyped_storage().data_ptr():
+            # x.t(), x.T, x.view(...) are views of the target: writing one into the
+            # target would read what it writes.
+            values = values.clone()
+        return values
 
 
 def _constant(value: Any) -> torch.Tensor:

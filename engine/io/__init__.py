@@ -2,7 +2,7 @@
 
 Entry points: `opening.open_session` (behind `Session.open`), `saving.save_session`
 (behind `Session.save`), `opening.inspect_candidates`, `opening.needs_trust`,
-`opening.detect_prefix`, `trust.unsafe_globals`, and `read_state_dict` for the `load`
+`opening.detect_prefix`, `trust.code_listing`, and `read_state_dict` for the `load`
 edit. One module per purpose: `formats` (what a path holds), `safetensors_header`
 (checked headers), `sources` (lazy tensor bytes), `sharded` (index files), `torch_files`
 (weights_only pickles), `trust`, `nested` (state dicts inside checkpoints), `readers`,

@@ -83,16 +83,49 @@ def config_folder(spec: str, opened_folder: Path | None) -> Path:
     return folder
 
 
+def remote_code_files(folder: Path) -> list[str]:
+    """The Python files of `folder` that transformers would run for its config.json.
+
+    A config with `auto_map` (`"AutoConfig": "configuration_x.XConfig"`) names classes
+    in the folder's own `.py` files ("remote code"); an entry `repo--module.Class` names
+    code of another repository. Read from the JSON only: nothing is imported. [] when
+    there is no readable config.json or it needs no code.
+    """
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    auto_map = config.get("auto_map") if isinstance(config, dict) else None
+    if not auto_map:
+        return []
+    files: list[str] = []
+    entries = auto_map.values() if isinstance(auto_map, dict) else [auto_map]
+    for entry in entries:
+        for reference in entry if isinstance(entry, list) else [entry]:
+            if not isinstance(reference, str) or not reference:
+                continue
+            repository, _, reference = reference.rpartition("--")
+            module = reference.rpartition(".")[0] or reference
+            name = (f"{module.replace('.', '/')}.py" if not repository
+                    else f"{module}.py of the repository {repository}")
+            if name not in files:
+                files.append(name)
+    return files or ["code named by auto_map"]
+
+
 def build_hf_model(folder: Path, arch_args: dict[str, Any] | None = None,
-                   seed: int = 0) -> nn.Module:
+                   seed: int = 0, *, trust: bool = False) -> nn.Module:
     """Build the model config.json in `folder` describes, with random weights, offline.
 
     The class is `config.architectures[0]` when transformers has it (so heads such as
     `lm_head` exist), else `AutoModel`. `arch_args` override config fields.
+    transformers is always told `trust_remote_code=trust`, so its own y/N prompt never
+    appears; a folder whose config needs its own code is refused without `trust`.
 
     Raises
     ------
-    ArchError : transformers missing, no config.json, or the build failed
+    ArchError : transformers missing, no config.json, code needed without trust, or the
+        build failed
     """
     try:
         import transformers
@@ -108,21 +141,34 @@ def build_hf_model(folder: Path, arch_args: dict[str, Any] | None = None,
         json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise ArchError(f"arch: {config_path}: not valid JSON ({error})") from None
+    arch_args = dict(arch_args or {})
+    if not trust:
+        code = remote_code_files(folder)
+        if code or arch_args.get("trust_remote_code"):
+            listed = ", ".join(code) if code else "trust_remote_code in arch-args"
+            raise ArchError(f"arch: {config_path} needs remote code ({listed}); refused "
+                            "without trust (--trust, trust=True) because transformers would "
+                            "run it")
+    arch_args.pop("trust_remote_code", None)
     try:
         config = transformers.AutoConfig.from_pretrained(str(folder), local_files_only=True,
-                                                         **(arch_args or {}))
+                                                         trust_remote_code=trust, **arch_args)
     except Exception as error:
         raise ArchError(f"arch: {config_path}: transformers cannot read it "
                         f"({str(error).splitlines()[0] if str(error) else error})") from None
     names = list(getattr(config, "architectures", None) or [])
-    model_class = getattr(transformers, names[0], None) if names else None
+    model_class = getattr(transformers, names[0], None) if names and isinstance(
+        names[0], str) else None
+    if not (isinstance(model_class, type)
+            and issubclass(model_class, transformers.PreTrainedModel)):
+        model_class = None  # config.json names the class: only a model class is built
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         try:
             if model_class is not None:
                 model = model_class(config)
             else:
-                model = transformers.AutoModel.from_config(config)
+                model = transformers.AutoModel.from_config(config, trust_remote_code=trust)
         except Exception as error:
             raise ArchError(f"arch: building the model of {config_path} failed: "
                             f"{str(error).splitlines()[0] if str(error) else error}") from None

@@ -7,8 +7,9 @@ Functions for the GUI
 `inspect_candidates(path, trust=False) -> list[str]`
     The nested state dicts of a .pt/.ckpt file, most likely first, for a picker; pass
     the one chosen as `open_session(..., choice=name)`.
-`engine.io.trust.unsafe_globals(path) -> list[str]`
-    What a file that needs trust would import, for the confirmation dialog.
+`engine.io.trust.code_listing(path) -> CodeListing`
+    What a file that needs trust would import (or why that cannot be known), for the
+    confirmation dialog.
 `needs_trust(path) -> bool`
     Whether opening `path` needs `trust=True` (ask the user first).
 `detect_prefix(names) -> str`
@@ -61,16 +62,16 @@ def needs_trust(path: str | Path) -> bool:
 
     Reads the file's pickle without running it; False for safetensors and folders of
     safetensors. The GUI asks this before opening, then shows
-    `engine.io.trust.unsafe_globals(path)` in its confirmation dialog.
+    `engine.io.trust.code_listing(path).unsafe` in its confirmation dialog.
     """
     found = formats.detect(path)
     if found.kind == formats.TORCHSCRIPT:
         return True
     if found.kind != formats.PT:
         return False
-    from .trust import unsafe_globals
+    from .trust import code_listing
 
-    return bool(unsafe_globals(found.path))
+    return code_listing(found.path).needs_trust
 
 
 def inspect_candidates(path: str | Path, *, trust: bool = False) -> list[str]:
@@ -113,7 +114,8 @@ def open_session(
         `timm:NAME`, `hf` for the folder's config.json, `hf:FOLDER`); None: checkpoint mode
     arch_args : keyword arguments of the architecture
     trust : allow files that run code when loaded (whole pickled models, TorchScript,
-        checkpoints with custom objects); never implied
+        checkpoints with custom objects) and, with `arch='hf'`, a folder whose config
+        needs its own Python files; never implied
     progress : reports reading; `cancel()` stops the open (raises Cancelled)
     choice : which nested state dict to use (see `inspect_candidates`); default the first
     strip_prefix : True strips the detected 'module.'/'_orig_mod.' prefix, text strips that
@@ -155,7 +157,7 @@ def open_session(
         source["frozen"] = sorted(frozen)
     report(progress, 1.0, "Building the document")
     if arch is not None:
-        model = _build(arch, arch_args, seed, found.folder)
+        model = _build(arch, arch_args, seed, found.folder, trust)
         fill = load_checkpoint(model, loaded.state.entries, frozen,
                                hf=hf_folder.is_hf_spec(arch))
         tied = retie_model(model, _file_ties(loaded, hf_folder.is_hf_spec(arch)))
@@ -192,9 +194,10 @@ def _file_ties(loaded: Loaded, hf: bool) -> list[list[str]]:
 
 
 def _build(arch: str, arch_args: dict[str, Any] | None, seed: int,
-           folder: Path | None) -> nn.Module:
+           folder: Path | None, trust: bool) -> nn.Module:
     if hf_folder.is_hf_spec(arch):
-        return hf_folder.build_hf_model(hf_folder.config_folder(arch, folder), arch_args, seed)
+        return hf_folder.build_hf_model(hf_folder.config_folder(arch, folder), arch_args, seed,
+                                        trust=trust)
     return build_model(arch, arch_args, seed=seed)
 
 

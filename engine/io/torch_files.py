@@ -59,15 +59,18 @@ def load_pickle(path: Path, *, trust: bool = False) -> Any:
     ------
     FileError : unreadable, damaged, or needing code to load without `trust`
     """
-    from .trust import refusal_message, unsafe_globals
+    from .trust import code_listing, refusal_message
 
     mmap = is_zip_checkpoint(path)
+    if not mmap:
+        _check_legacy_start(path)
     try:
         with _quiet():
             return torch.load(path, map_location="cpu", weights_only=not trust, mmap=mmap)
     except pickle.UnpicklingError as error:
         if not trust and "weights only" in str(error).lower():
-            if set(unsafe_globals(path)) - {"<unreadable>"}:
+            listing = code_listing(path)
+            if listing.needs_trust or listing.undetermined:
                 raise FileError(path, refusal_message(path)) from None
             raise FileError(path, "not a readable PyTorch checkpoint (damaged, or not written "
                             "by torch.save)") from None
@@ -79,6 +82,21 @@ def load_pickle(path: Path, *, trust: bool = False) -> Any:
         raise
     except Exception as error:  # torch reports damage with many exception types
         raise FileError(path, f"not a readable PyTorch checkpoint ({_first_line(error)})") from None
+
+
+def _check_legacy_start(path: Path) -> None:
+    """A file that is not a zip archive must start as torch.save's legacy pickles do."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError as error:
+        raise FileError(path, f"cannot be read ({error.strerror or error})") from None
+    if head[:1] != b"\x80":
+        text = all(32 <= byte < 127 or byte in b"\t\n\r" for byte in head)
+        shown = (f"the text {head.decode('ascii').strip()[:12]!r}; a text file?" if text
+                 else f"the bytes {head[:8].hex(' ')}")
+        raise FileError(path, "not a readable PyTorch checkpoint: neither a zip archive nor "
+                        f"a pickle (it starts with {shown})")
 
 
 def load_torchscript(path: Path) -> torch.nn.Module:

@@ -1,139 +1,206 @@
 """What loading a pickle-based file would run: the globals it imports, for the trust dialog.
 
-Nothing here unpickles anything: the pickles are disassembled statically. The GUI
-calls `unsafe_globals(path)` to list, in its confirmation dialog, the code a file
-would import before the user decides to open it with `trust=True`.
+Nothing here unpickles anything. The pickles `torch.load` would read are executed by
+`engine.io.pickle_machine`, a stack machine over stand-in values that imports and calls
+nothing, so the list is exactly what the unpickler's `find_class` would be asked for:
+decoy strings and memo tricks cannot change it. When the list cannot be known (names
+computed while loading, a damaged pickle, an old tar-format file), `CodeListing.undetermined`
+says why, and callers refuse rather than show a partial list.
+
+The GUI shows `code_listing(path).unsafe` in its confirmation dialog before the user decides
+to open the file with `trust=True`.
 """
 
 from __future__ import annotations
 
 import io
-import pickletools
-import zipfile
+import tarfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
-from .torch_files import is_torchscript, is_zip_checkpoint
+from .pickle_machine import PickleRun, Undetermined, run_pickle
+from .torch_files import is_zip_checkpoint
 
 #: at most this many names are put in a one-line error message
 LISTED = 4
-#: how much of a legacy-format file is scanned for its leading pickles
+#: how much of a legacy-format file is read for its leading pickles
 LEGACY_SCAN_BYTES = 64 * 2**20
+#: torch.save's legacy format starts with this number, pickled
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+#: pickles of a legacy file: magic number, protocol, system info, the object, storage keys
+LEGACY_PICKLES = 5
 
 
-def unsafe_globals(path: str | Path) -> list[str]:
-    """The globals a pickle-based checkpoint imports beyond what `weights_only` allows.
+@dataclass(frozen=True)
+class CodeListing:
+    """What opening one file would import and run.
+
+    Attributes
+    ----------
+    imports : every global the unpickler would import, in order (torch's own rebuild
+        functions included)
+    unsafe : those beyond what `weights_only=True` allows: the code the user must trust
+    undetermined : why the list cannot be known, or None; a file with a reason here is
+        never offered for trust
+    torchscript : the file is a TorchScript archive (`unsafe` names its code files)
+    """
+
+    imports: list[str] = field(default_factory=list)
+    unsafe: list[str] = field(default_factory=list)
+    undetermined: str | None = None
+    torchscript: bool = False
+
+    @property
+    def needs_trust(self) -> bool:
+        """Whether loading the file is known to run more than `weights_only=True` allows.
+
+        A file whose list is undetermined but that names nothing unsafe is left to the
+        `weights_only` load, which either reads it or refuses it.
+        """
+        return bool(self.unsafe) or self.torchscript
+
+    @property
+    def can_be_trusted(self) -> bool:
+        """Whether the list is complete, so that a user can be asked to trust it."""
+        return self.undetermined is None
+
+
+def code_listing(path: str | Path) -> CodeListing:
+    """What `torch.load(path, weights_only=False)` (or `torch.jit.load`) would import.
 
     Parameters
     ----------
     path : a .pt/.pth/.bin/.ckpt file (zip or legacy format) or a TorchScript archive
-
-    Returns
-    -------
-    Sorted dotted names, e.g. `['my_project.models.Net', 'posix.system']`; for a
-    TorchScript archive, `torchscript:<module>` for each code file it carries. An empty
-    list means `weights_only=True` can load it. `'<unreadable>'` is listed when the
-    pickle cannot be disassembled (a damaged or crafted file).
     """
     path = Path(path)
-    if is_torchscript(path):
-        return _torchscript_code(path)
     if is_zip_checkpoint(path):
-        try:
-            return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
-        except Exception:
-            # torch's scanner knows only the opcodes torch.save writes; a hand-made
-            # pickle (protocol 4+) still has to be listed, so disassemble it here.
-            data = _zip_pickle(path)
-            return _filtered(scan_globals(data)) if data is not None else ["<unreadable>"]
+        records = _zip_records(path)
+        if records is None:
+            return CodeListing(undetermined="not a readable zip archive")
+        if "constants.pkl" in records:
+            return CodeListing(unsafe=_torchscript_code(records), torchscript=True)
+        data = _zip_record(path, "data.pkl")
+        if data is None:
+            return CodeListing(undetermined="the archive has no data.pkl")
+        return _listing([data])
     try:
         with open(path, "rb") as handle:
-            data = handle.read(LEGACY_SCAN_BYTES)
-    except OSError:
-        return ["<unreadable>"]
-    return _filtered(scan_globals(data, pickles=4))
+            head = handle.read(LEGACY_SCAN_BYTES)
+    except OSError as error:
+        return CodeListing(undetermined=f"cannot be read ({error.strerror or error})")
+    if _is_tar(path):
+        return CodeListing(undetermined="the old tar-based torch.save format, whose pickles "
+                           "are not listed")
+    return _legacy_listing(head)
+
+
+def unsafe_globals(path: str | Path) -> list[str]:
+    """The globals a checkpoint imports beyond what `weights_only` allows (see `code_listing`).
+
+    An empty list means `weights_only=True` can load it; `'<undetermined>'` is listed
+    when what it imports cannot be known.
+    """
+    listing = code_listing(path)
+    return listing.unsafe + (["<undetermined>"] if listing.undetermined else [])
 
 
 def refusal_message(path: str | Path) -> str:
     """The one-line message for a file that `weights_only=True` refuses."""
-    names = unsafe_globals(path)
-    kind = ("a TorchScript archive (it carries code)" if names and names[0].startswith(
-        "torchscript:") else "loading it would import and run code from the file")
+    listing = code_listing(path)
+    if listing.torchscript:
+        kind = "a TorchScript archive (it carries code)"
+    else:
+        kind = "loading it would import and run code from the file"
+    names = listing.unsafe
     listed = ", ".join(names[:LISTED])
     if len(names) > LISTED:
         listed += f" and {len(names) - LISTED} more"
     needs = f" (it imports {listed})" if names else ""
+    if listing.undetermined:
+        needs += f" (what it would import cannot be determined: {listing.undetermined})"
     return (f"refused: {kind}{needs}; open it with trust (--trust) only if you trust "
             "where it came from")
 
 
-def scan_globals(data: bytes, pickles: int = 1) -> set[str]:
-    """Every global the first `pickles` pickles in `data` import (GLOBAL, INST, STACK_GLOBAL)."""
-    found: set[str] = set()
-    stream = io.BytesIO(data)
-    for _ in range(pickles):
-        if stream.tell() >= len(data):
-            break
+def _listing(pickles: list[bytes] | None = None, *, imports: list[str] | None = None,
+             undetermined: str | None = None) -> CodeListing:
+    found: list[str] = list(imports or [])
+    if pickles is not None:
         try:
-            _scan_one(stream, found)
-        except Exception:  # damaged or crafted pickle: say so, never guess it is safe
-            found.add("<unreadable>")
+            for data in pickles:
+                found += [name for name in run_pickle(data).imports if name not in found]
+        except Undetermined as error:
+            found += [name for name in error.imports if name not in found]
+            return CodeListing(found, _unsafe(found), str(error))
+    return CodeListing(found, _unsafe(found), undetermined)
+
+
+def _legacy_listing(data: bytes) -> CodeListing:
+    """The legacy format: torch.load unpickles up to five pickles one after the other, and
+    stops after the first when it is not the magic number."""
+    found: list[str] = []
+    start = 0
+    for number in range(LEGACY_PICKLES):
+        try:
+            run = run_pickle(data, start)
+        except Undetermined as error:
+            found += [name for name in error.imports if name not in found]
+            return _listing(imports=found, undetermined=str(error))
+        found += [name for name in run.imports if name not in found]
+        if number == 0 and not _is_magic(run):
             break
-    return found
+        start = run.end
+        if start >= len(data):
+            break
+    return _listing(imports=found)
 
 
-def _scan_one(stream: io.BytesIO, found: set[str]) -> None:
-    strings: list[str] = []
-    memo: dict[int, str | None] = {}
-    last_string: str | None = None
-    for opcode, arg, _position in pickletools.genops(stream):
-        name = opcode.name
-        pushed: str | None = None
-        if name in ("GLOBAL", "INST"):
-            found.add(str(arg).replace(" ", "."))
-        elif name == "STACK_GLOBAL":
-            found.add(f"{strings[-2]}.{strings[-1]}" if len(strings) >= 2 else "<unknown>")
-        elif name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE",
-                      "SHORT_BINSTRING", "BINSTRING", "STRING"):
-            pushed = str(arg)
-        elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
-            memo[int(arg)] = last_string
-        elif name == "MEMOIZE":
-            memo[len(memo)] = last_string
-        elif name in ("BINGET", "LONG_BINGET", "GET"):
-            pushed = memo.get(int(arg))
-        if pushed is not None:
-            strings.append(pushed)
-        if name not in ("BINPUT", "LONG_BINPUT", "PUT", "MEMOIZE"):
-            last_string = pushed
+def _is_magic(run: PickleRun) -> bool:
+    value = run.value
+    return value is not None and value.kind == "number" and value.value == LEGACY_MAGIC
 
 
-def _filtered(names: set[str]) -> list[str]:
+def _unsafe(names: list[str]) -> list[str]:
     from torch import _weights_only_unpickler as unpickler
 
     allowed = set(unpickler._get_allowed_globals()) | set(unpickler._get_user_allowed_globals())
-    return sorted(name for name in names if name not in allowed)
+    return [name for name in names if name not in allowed]
 
 
-def _zip_pickle(path: Path) -> bytes | None:
+def _zip_records(path: Path) -> list[str] | None:
+    """The record names torch's own reader sees (what `torch.load` looks at)."""
+    import torch
+
     try:
-        with zipfile.ZipFile(path) as archive:
-            name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
-            return archive.read(name) if name is not None else None
+        return list(torch._C.PyTorchFileReader(str(path)).get_all_records())
     except Exception:
         return None
 
 
-def _torchscript_code(path: Path) -> list[str]:
+def _zip_record(path: Path, name: str) -> bytes | None:
+    import torch
+
     try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
+        reader = torch._C.PyTorchFileReader(str(path))
+        if not reader.has_record(name):
+            return None
+        return bytes(reader.get_record(name))
     except Exception:
-        return ["<unreadable>"]
+        return None
+
+
+def _is_tar(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return tarfile.is_tarfile(io.BytesIO(handle.read(1024)))
+    except (OSError, tarfile.TarError):
+        return False
+
+
+def _torchscript_code(records: list[str]) -> list[str]:
     modules = set()
-    for name in names:
-        _, _, rest = name.partition("/code/")
+    for name in records:
+        _, _, rest = name.partition("code/")
         if rest.endswith(".py"):
             modules.add("torchscript:" + rest.removesuffix(".py").replace("/", "."))
     return sorted(modules) or ["torchscript:<code>"]

@@ -151,7 +151,7 @@ def test_attach_switches_to_model_mode_and_back():
     checkpoint = session.checkpoint
     events = _events(session)
     report = session.apply({"op": "attach", "arch": "tests/models.py:MLP",
-                            "strip_prefix": "module."})
+                            "strip_prefix": "module."}, trust=True)
     assert session.mode == "model"
     assert report["loaded"] == list(mlp_state())
     assert events == [("about", ""), ("done", "")]
@@ -172,28 +172,29 @@ def test_attach_reports_and_refuses_what_does_not_fit():
     del state["fc2.bias"]
     session = Session(checkpoint=state)
     with pytest.raises(EditError, match=r"missing .*fc2\.bias.*strict"):
-        session.apply({"op": "attach", "arch": "tests/models.py:MLP", "strict": True})
+        session.apply({"op": "attach", "arch": "tests/models.py:MLP", "strict": True},
+                      trust=True)
     assert session.mode == "checkpoint"
-    report = session.apply({"op": "attach", "arch": "tests/models.py:MLP"})
+    report = session.apply({"op": "attach", "arch": "tests/models.py:MLP"}, trust=True)
     assert report["missing"] == ["fc2.bias"]
     assert report["unexpected"] == ["extra"]
     other = Session(checkpoint={"x.weight": torch.ones(2)})
     with pytest.raises(EditError, match="no tensor of the checkpoint fits"):
-        other.apply({"op": "attach", "arch": "tests/models.py:MLP"})
+        other.apply({"op": "attach", "arch": "tests/models.py:MLP"}, trust=True)
     with pytest.raises(EditError, match=r"attach\.arch: .*no such file"):
-        other.apply({"op": "attach", "arch": "missing.py:Net"})
+        other.apply({"op": "attach", "arch": "missing.py:Net"}, trust=True)
 
 
 def test_attach_then_save_and_replay(tmp_path):
     path = write_safetensors(tmp_path / "m.safetensors", mlp_state())
     session = Session.open(path)
-    session.apply({"op": "attach", "arch": "tests/models.py:MLP"})
+    session.apply({"op": "attach", "arch": "tests/models.py:MLP"}, trust=True)
     session.apply({"op": "scale", "targets": ["fc1.bias"], "value": 2.0})
     session.save(tmp_path / "out.pt")
     saved = torch.load(tmp_path / "out.pt", weights_only=True)
     assert torch.equal(saved["fc1.bias"], mlp_state()["fc1.bias"] * 2)
     fresh = Session.open(path)
-    replay(fresh, session.recipe())
+    replay(fresh, session.recipe(), trust=True)
     assert fresh.mode == "model"
     assert_same_tensors(fresh.model.state_dict(), session.model.state_dict())
 

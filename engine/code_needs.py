@@ -1,0 +1,155 @@
+"""What code an edit, a recipe, an architecture or an open request would run, asked
+without running anything.
+
+A recipe, a crash journal and a checkpoint are data from somewhere else: a recipe that
+names an architecture in a `.py` file, a Hugging Face folder with custom code, or
+`trust_remote_code` would run that code when replayed. Every such piece of code is
+described here in one line that names the field and the code (`attach.arch: imports and
+runs /models/net.py (class Net)`), and every route that would run it (`Session.apply`,
+`engine.recipe.replay`, `engine.journal.restore`, the GUI) asks first and refuses
+without explicit trust: `--trust` in the CLI, `trust=True` in the API, the trust dialog
+in the GUI (which lists exactly these lines).
+
+What a person types themselves (an `--arch` on the command line, an `arch` passed to
+`Session.open` in their own code) is their consent and is not asked about here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import EditError, WeightsmithError
+
+if TYPE_CHECKING:
+    from .session import Session
+
+#: timm.create_model arguments that load files or reach the network
+TIMM_CODE_ARGS = {
+    "checkpoint_path": "loads a pickle with timm's torch.load (can run code)",
+    "pretrained_cfg": "names weights to download or load",
+    "pretrained_cfg_overlay": "names weights to download or load",
+    "pretrained": "downloads weights",
+}
+#: what asking about an unreadable file or folder may raise: its own open reports it
+_UNREADABLE = (WeightsmithError, OSError, ValueError)
+#: at most this many pieces of code are named in a one-line message
+LISTED = 3
+
+
+class CodeNotTrusted(EditError):
+    """Something would run code and trust was not given; `code` lists what would run."""
+
+    def __init__(self, code: list[str], where: str = "") -> None:
+        self.code = list(code)
+        shown = "; ".join(self.code[:LISTED])
+        if len(self.code) > LISTED:
+            shown += f"; and {len(self.code) - LISTED} more"
+        prefix = f"{where}: " if where else ""
+        super().__init__(f"{prefix}{shown}: refused without trust (--trust in the CLI, "
+                         "trust=True in the API) because it runs code; trust it only if you "
+                         "trust where it came from")
+
+
+def require_trust(code: list[str], trust: bool, where: str = "") -> None:
+    """Raise CodeNotTrusted when `code` is not empty and `trust` is False."""
+    if code and not trust:
+        raise CodeNotTrusted(code, where)
+
+
+def arch_code(arch: Any, arch_args: Any = None, *, folder: Path | None = None,
+              field: str = "arch") -> list[str]:
+    """The code building `arch` with `arch_args` would run beyond torchvision/timm/transformers.
+
+    Parameters
+    ----------
+    folder : the opened folder, for the `hf` spec
+    field : the field named in each line ('attach.arch', 'arch')
+    """
+    from .io import hf_folder
+
+    if not isinstance(arch, str):
+        return []
+    args = arch_args if isinstance(arch_args, dict) else {}
+    spec = arch.strip()
+    needs: list[str] = []
+    args_field = field.removesuffix("arch") + "arch_args"
+    if hf_folder.is_hf_spec(spec):
+        if args.get("trust_remote_code"):
+            needs.append(f"{args_field}.trust_remote_code: lets transformers run the folder's "
+                         "Python files")
+        try:
+            config_folder = hf_folder.config_folder(spec, folder)
+        except _UNREADABLE:
+            return needs
+        files = hf_folder.remote_code_files(config_folder)
+        if files:
+            needs.append(f"{field}: the Hugging Face config in {config_folder} needs its own "
+                         f"code ({', '.join(files)})")
+        return needs
+    if spec.startswith("timm:"):
+        for name, what in TIMM_CODE_ARGS.items():
+            if name in args and args[name] not in (None, False):
+                needs.append(f"{args_field}.{name}: {what}")
+        return needs
+    if spec.startswith("torchvision:"):
+        return needs
+    if ".py:" in spec:
+        file_text, _, class_name = spec.rpartition(":")
+        path = Path(file_text).expanduser()
+        shown = path.resolve() if path.exists() else path
+        needs.append(f"{field}: imports and runs {shown} (class {class_name})")
+    return needs
+
+
+def edit_code(spec: Any, session: Session | None = None) -> list[str]:
+    """The code one edit (a dict or an Edit) would run; [] for a malformed spec (its own
+    checks reject it when applied)."""
+    from .edits import build_edit
+
+    try:
+        edit = build_edit(spec)
+    except EditError:
+        return []
+    return edit.code_to_run(session)
+
+
+def recipe_code(edits: list[Any], session: Session | None = None) -> list[str]:
+    """The code replaying `edits` would run, each line prefixed with `edits[i]: `."""
+    needs = []
+    for position, spec in enumerate(edits):
+        needs += [f"edits[{position}]: {line}" for line in edit_code(spec, session)]
+    return needs
+
+
+def request_code(request: Any) -> list[str]:
+    """The code reopening an open request (see `engine.journal`) would run."""
+    if not isinstance(request, dict):
+        return []
+    needs = []
+    kind = request.get("kind")
+    if kind == "file" and request.get("trust"):
+        from .io.formats import detect
+        from .io.trust import code_listing
+
+        path = request.get("path")
+        try:
+            listing = code_listing(detect(str(path)).path)
+        except _UNREADABLE:
+            listing = None
+        if listing is not None and (listing.unsafe or listing.undetermined):
+            names = ", ".join(listing.unsafe[:LISTED]) or "code"
+            needs.append(f"{path}: loading it imports {names}"
+                         + (f" (and more that cannot be determined: {listing.undetermined})"
+                            if listing.undetermined else ""))
+        else:
+            needs.append(f"{path}: was opened with trust (it may run code when loaded)")
+    if kind in ("file", "arch"):
+        path = request.get("path")
+        folder = Path(str(path)) if kind == "file" and path else None
+        if folder is not None and not folder.is_dir():
+            folder = folder.parent
+        needs += arch_code(request.get("arch"), request.get("arch_args"), folder=folder)
+    return needs
+
+

@@ -59,11 +59,17 @@ def load_pickle(path: Path, *, trust: bool = False) -> Any:
     ------
     FileError : unreadable, damaged, or needing code to load without `trust`
     """
-    from .trust import code_listing, refusal_message
+    from .trust import allocation_problem, code_listing, refusal_message
 
     mmap = is_zip_checkpoint(path)
     if not mmap:
         _check_legacy_start(path)
+    if not trust:
+        # weights_only runs no code, but its allowed calls could still allocate without
+        # bound: checked on the opcodes before anything is loaded.
+        problem = allocation_problem(path)
+        if problem is not None:
+            raise FileError(path, problem)
     try:
         with _quiet():
             return torch.load(path, map_location="cpu", weights_only=not trust, mmap=mmap)

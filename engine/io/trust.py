@@ -13,18 +13,19 @@ to open the file with `trust=True`.
 
 from __future__ import annotations
 
+import functools
 import io
+import mmap
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .pickle_limits import AllocationRules
 from .pickle_machine import PickleRun, Undetermined, run_pickle
 from .torch_files import is_zip_checkpoint
 
 #: at most this many names are put in a one-line error message
 LISTED = 4
-#: how much of a legacy-format file is read for its leading pickles
-LEGACY_SCAN_BYTES = 64 * 2**20
 #: torch.save's legacy format starts with this number, pickled
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 #: pickles of a legacy file: magic number, protocol, system info, the object, storage keys
@@ -65,6 +66,15 @@ class CodeListing:
         return self.undetermined is None
 
 
+@dataclass(frozen=True)
+class FileScan:
+    """One pass over the pickles a file's load would read: what they import and whether
+    their calls would allocate more than `engine.io.pickle_limits` allows."""
+
+    listing: CodeListing
+    allocation_problem: str | None = None
+
+
 def code_listing(path: str | Path) -> CodeListing:
     """What `torch.load(path, weights_only=False)` (or `torch.jit.load`) would import.
 
@@ -72,26 +82,49 @@ def code_listing(path: str | Path) -> CodeListing:
     ----------
     path : a .pt/.pth/.bin/.ckpt file (zip or legacy format) or a TorchScript archive
     """
+    return scan_file(path).listing
+
+
+def allocation_problem(path: str | Path) -> str | None:
+    """Why a `weights_only` load of `path` would allocate too much, or None."""
+    return scan_file(path).allocation_problem
+
+
+def scan_file(path: str | Path) -> FileScan:
+    """Scan the pickles of `path` once (remembered while the file is unchanged)."""
     path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError as error:
+        return FileScan(CodeListing(undetermined=f"cannot be read ({error.strerror or error})"))
+    return _scan_cached(str(path), (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=8)
+def _scan_cached(name: str, identity: tuple[int, ...]) -> FileScan:
+    path = Path(name)
     if is_zip_checkpoint(path):
         records = _zip_records(path)
         if records is None:
-            return CodeListing(undetermined="not a readable zip archive")
+            return FileScan(CodeListing(undetermined="not a readable zip archive"))
         if "constants.pkl" in records:
-            return CodeListing(unsafe=_torchscript_code(records), torchscript=True)
+            return FileScan(CodeListing(unsafe=_torchscript_code(records), torchscript=True))
         data = _zip_record(path, "data.pkl")
         if data is None:
-            return CodeListing(undetermined="the archive has no data.pkl")
-        return _listing([data])
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(LEGACY_SCAN_BYTES)
-    except OSError as error:
-        return CodeListing(undetermined=f"cannot be read ({error.strerror or error})")
+            return FileScan(CodeListing(undetermined="the archive has no data.pkl"))
+        rules = AllocationRules()
+        return FileScan(_listing([data], rules), rules.problem)
     if _is_tar(path):
-        return CodeListing(undetermined="the old tar-based torch.save format, whose pickles "
-                           "are not listed")
-    return _legacy_listing(head)
+        return FileScan(CodeListing(undetermined="the old tar-based torch.save format, whose "
+                                    "pickles are not listed"))
+    try:
+        with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0,
+                                                   access=mmap.ACCESS_READ) as mapped:
+            rules = AllocationRules()
+            listing = _legacy_listing(mapped, rules)
+    except (OSError, ValueError) as error:
+        return FileScan(CodeListing(undetermined=f"cannot be read ({error})"))
+    return FileScan(listing, rules.problem or rules.storage_problem(identity[2]))
 
 
 def unsafe_globals(path: str | Path) -> list[str]:
@@ -122,27 +155,28 @@ def refusal_message(path: str | Path) -> str:
             "where it came from")
 
 
-def _listing(pickles: list[bytes] | None = None, *, imports: list[str] | None = None,
-             undetermined: str | None = None) -> CodeListing:
+def _listing(pickles: list[bytes] | None = None, rules: AllocationRules | None = None, *,
+             imports: list[str] | None = None, undetermined: str | None = None) -> CodeListing:
     found: list[str] = list(imports or [])
     if pickles is not None:
         try:
             for data in pickles:
-                found += [name for name in run_pickle(data).imports if name not in found]
+                found += [name for name in run_pickle(data, rules=rules).imports
+                          if name not in found]
         except Undetermined as error:
             found += [name for name in error.imports if name not in found]
             return CodeListing(found, _unsafe(found), str(error))
     return CodeListing(found, _unsafe(found), undetermined)
 
 
-def _legacy_listing(data: bytes) -> CodeListing:
+def _legacy_listing(data: mmap.mmap, rules: AllocationRules) -> CodeListing:
     """The legacy format: torch.load unpickles up to five pickles one after the other, and
     stops after the first when it is not the magic number."""
     found: list[str] = []
     start = 0
     for number in range(LEGACY_PICKLES):
         try:
-            run = run_pickle(data, start)
+            run = run_pickle(data, start, rules=rules)
         except Undetermined as error:
             found += [name for name in error.imports if name not in found]
             return _listing(imports=found, undetermined=str(error))

@@ -7,8 +7,6 @@ the source and the problem (FileError for files and folders, EditError otherwise
 
 from __future__ import annotations
 
-import pickle
-import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -281,17 +279,10 @@ def read_tensor_file(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError, RuntimeError) as error:
             raise FileError(path, f"not a valid safetensors file ({first_line(error)})") from None
-    try:
-        with warnings.catch_warnings():
-            # A plain pickle (not torch's zip format) makes torch warn about the protocol
-            # before it refuses the file; the refusal below is what the user needs.
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise FileError(path, "refused: loading it would run code from the file (a pickled "
-                        "object, not plain tensors)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as error:
-        raise FileError(path, f"not a readable PyTorch file ({first_line(error)})") from None
+    # Read like every checkpoint: weights_only, its pickle checked before it is loaded.
+    from ..io.torch_files import load_pickle
+
+    data = load_pickle(path)
     if isinstance(data, tuple | list) and len(data) == 2:
         data = {"inputs": data[0], "targets": data[1]}
     if not isinstance(data, dict):

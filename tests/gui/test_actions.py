@@ -425,6 +425,7 @@ def test_attach_architecture_switches_mode_and_back(make_window, dialogs, qtbot)
     assert window.edit_actions.attach_action.isEnabled()
     spec = f"{__file__.replace('test_actions.py', '')}../models.py:SmallCNN"
     dialogs.answer(lambda d: d.set_field("arch", spec))
+    dialogs.answer(lambda d: None)  # trust the model file (it runs when imported)
     dialogs.answer(lambda d: None)  # the report
     window.edit_actions.attach_action.trigger()
     assert dialogs.errors == []

@@ -19,15 +19,19 @@ from typing import TYPE_CHECKING, Any
 import numpy
 import torch
 
+from . import views
 from .io.dtypes import dtype_name
 from .io.sources import TensorSource
 from .progress import Progress, report
+from .stats import _chunks as row_chunks
 
 if TYPE_CHECKING:
     from .session import Session
 
 #: elements compared at a time
 CHUNK_ELEMENTS = 16 * 2**20
+#: a view is compared element by element only up to this many times its storage
+VIEW_WORK_FACTOR = 64
 _SAME_SIZE_INT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
@@ -44,6 +48,13 @@ class _Side:
         row = self._rows[name]
         return row.shape, row.dtype
 
+    def in_memory(self, name: str) -> torch.Tensor | None:
+        """The tensor, unless it is still only in a file (then it is dense there)."""
+        row = self._rows[name]
+        if isinstance(row.unread_source, TensorSource):
+            return None
+        return row.load().detach()
+
     def chunks(self, name: str) -> Iterator[torch.Tensor]:
         """The tensor's elements, flat, CHUNK_ELEMENTS at a time (read from disk when the
         tensor was not read yet, and not kept)."""
@@ -51,9 +62,29 @@ class _Side:
         if isinstance(row.unread_source, TensorSource):
             yield from _file_chunks(row.unread_source)
             return
-        flat = row.load().detach().reshape(-1)
+        yield from _tensor_chunks(row.load().detach())
+
+
+def _tensor_chunks(tensor: torch.Tensor) -> Iterator[torch.Tensor]:
+    """The elements of any tensor (a view too) in row-major order, CHUNK_ELEMENTS at a
+    time; a non-contiguous tensor is copied a piece at a time, never whole."""
+    if tensor.is_contiguous():
+        flat = tensor.reshape(-1)
         for start in range(0, flat.numel(), CHUNK_ELEMENTS):
             yield flat[start:start + CHUNK_ELEMENTS].cpu()  # a model may be on a GPU
+        return
+    pending: list[torch.Tensor] = []
+    count = 0
+    for piece in row_chunks(tensor, CHUNK_ELEMENTS):
+        pending.append(piece.cpu())
+        count += piece.numel()
+        while count >= CHUNK_ELEMENTS:
+            joined = torch.cat(pending)
+            yield joined[:CHUNK_ELEMENTS]
+            rest = joined[CHUNK_ELEMENTS:]
+            pending, count = ([rest] if rest.numel() else []), rest.numel()
+    if count:
+        yield torch.cat(pending)
 
 
 def _file_chunks(source: TensorSource) -> Iterator[torch.Tensor]:
@@ -125,7 +156,13 @@ def _compare(result: dict[str, Any], name: str, left: _Side, right: _Side) -> No
                                         "b_shape": list(b_shape), "a_dtype": dtype_name(a_dtype),
                                         "b_dtype": dtype_name(b_dtype)})
         return
-    changed, max_diff = _value_diff(left.chunks(name), right.chunks(name))
+    changed, max_diff = _values_of(name, left, right)
+    if changed is None:
+        result["changed"].append({"name": name, "numel": math.prod(a_shape),
+                                  "changed_elements": None, "max_abs_diff": None,
+                                  "note": "views over small storages that differ in layout; "
+                                          "not compared element by element"})
+        return
     if a_dtype != b_dtype:
         result["dtype_changed"].append({"name": name, "a_dtype": dtype_name(a_dtype),
                                         "b_dtype": dtype_name(b_dtype),
@@ -136,6 +173,27 @@ def _compare(result: dict[str, Any], name: str, left: _Side, right: _Side) -> No
                                   "max_abs_diff": max_diff})
     else:
         result["unchanged"] += 1
+
+
+def _values_of(name: str, left: _Side, right: _Side) -> tuple[int | None, float | None]:
+    """Changed elements and the largest |a - b| of one tensor, in time proportional to
+    what is stored: broadcast dimensions both share are compared once, and a view over a
+    small storage is compared by its storage when the layouts agree (equal storage, equal
+    view: equal). None when neither works and the view is far larger than its storage."""
+    a, b = left.in_memory(name), right.in_memory(name)
+    if not ((a is not None and views.is_expanded(a)) or (b is not None and views.is_expanded(b))):
+        return _value_diff(left.chunks(name), right.chunks(name))
+    if a is None or b is None:
+        # The other side is dense in its file: comparing costs what reading it costs.
+        return _value_diff(left.chunks(name), right.chunks(name))
+    if views.same_view_and_bytes(a, b):
+        return 0, 0.0
+    base_a, base_b, repeat = views.shared_broadcast(a, b)
+    stored = max(views.storage_elements(a), views.storage_elements(b), 1)
+    if base_a.numel() > max(VIEW_WORK_FACTOR * stored, CHUNK_ELEMENTS):
+        return None, None
+    changed, largest = _value_diff(_tensor_chunks(base_a), _tensor_chunks(base_b))
+    return changed * repeat, largest
 
 
 def _value_diff(a: Iterator[torch.Tensor],
@@ -196,6 +254,11 @@ def _renames(left: _Side, right: _Side, removed: list[str], added: list[str],
 
 def _key(side: _Side, name: str) -> tuple[Any, ...]:
     shape, dtype = side.meta(name)
+    tensor = side.in_memory(name)
+    if tensor is not None and views.is_expanded(tensor):
+        # A view over a small storage: its layout and stored bytes identify its values.
+        base, _ = views.broadcast_base(tensor)
+        return shape, dtype, tensor.stride(), _digest(_tensor_chunks(base))
     return shape, dtype, _digest(side.chunks(name))
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import torch
 import torch.nn.functional as F
 
+from . import views
 from .progress import Progress, report
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ SAMPLE_PIECE = 2**14
 RUN_LENGTH = 256
 #: the largest side of a heatmap preview, in pixels
 PREVIEW_SIDE = 1024
+#: an exact pass over a view's elements is made only up to this many times its storage
+VIEW_PASS_FACTOR = 64
 #: what a layer overview can plot
 MEASURES = ("norm", "std")
 
@@ -272,13 +275,47 @@ def tensor_stats(
         return result
     if tensor.is_complex():
         result["of"] = "abs"
+    if views.is_expanded(tensor):
+        base, repeat = views.broadcast_base(tensor)
+        if repeat > 1:
+            # Along a stride-0 dimension every element repeats: summarise the storage.
+            inner = tensor_stats(base, exact_limit=exact_limit, sample_size=sample_size,
+                                 seed=seed, progress=progress)
+            return _repeated(inner, result, repeat)
     with torch.no_grad():
         # A sample as large as the tensor would be the tensor: count it exactly.
         if exact_limit is None or tensor.numel() <= max(exact_limit, sample_size):
             _exact_stats(tensor.detach(), result, progress)
         else:
-            _sampled_stats(tensor.detach(), result, sample_size, seed, progress)
+            # An overlapping view far larger than its storage: even one exact pass over
+            # its elements would take hours, so its extremes come from the sample too.
+            overlapping = tensor.numel() > VIEW_PASS_FACTOR * max(
+                views.storage_elements(tensor), 1)
+            _sampled_stats(tensor.detach(), result, sample_size, seed, progress,
+                           exact_extremes=not overlapping)
     report(progress, 1.0, "statistics")
+    return result
+
+
+def _repeated(inner: dict[str, Any], result: dict[str, Any], repeat: int) -> dict[str, Any]:
+    """The statistics of a tensor whose elements are those of `inner`'s, each `repeat`
+    times (a broadcast view)."""
+    base_finite = inner["finite_count"]
+    total_finite = base_finite * repeat
+    std = inner["std"]
+    if inner["mean"] is not None and total_finite > 1:
+        # Bessel's correction is over the tensor's own count, not the storage's.
+        population = (std ** 2 * (base_finite - 1) / base_finite
+                      if std is not None and base_finite > 1 else 0.0)
+        std = math.sqrt(population * total_finite / (total_finite - 1))
+    result.update({key: inner[key] for key in ("min", "max", "mean", "zero_fraction",
+                                               "sampled", "sample_size", "estimated")})
+    result.update(
+        std=std, norm=inner["norm"] * math.sqrt(repeat) if inner["norm"] is not None else None,
+        nan_count=inner["nan_count"] * repeat, inf_count=inner["inf_count"] * repeat,
+        finite_count=total_finite,
+        note=f"a broadcast view: each of its {inner['numel']:,} stored values repeats "
+             f"{repeat:,} times")
     return result
 
 
@@ -321,10 +358,13 @@ def _or_none(value: float, count: int) -> float | None:
 
 
 def _sampled_stats(tensor: torch.Tensor, result: dict[str, Any], sample_size: int, seed: int,
-                   progress: Progress | None) -> None:
+                   progress: Progress | None, *, exact_extremes: bool = True) -> None:
     numel = tensor.numel()
-    low, high, nan_count, inf_count = _extremes(tensor, progress)
     values = sample(tensor, sample_size, seed)
+    if exact_extremes:
+        low, high, nan_count, inf_count = _extremes(tensor, progress)
+    else:
+        low, high, nan_count, inf_count = _sample_extremes(values, numel)
     zeros = int((values == 0).sum())
     finite = values[torch.isfinite(values)]
     moments = _Moments()
@@ -333,12 +373,25 @@ def _sampled_stats(tensor: torch.Tensor, result: dict[str, Any], sample_size: in
     # The norm is sqrt(sum of squares): estimated as finite_count * mean square.
     norm = (math.sqrt(moments.squares / moments.count * finite_count)
             if moments.count else None)
+    estimated = ["mean", "std", "norm", "zero_fraction"]
+    if not exact_extremes:
+        estimated += ["min", "max", "nan_count", "inf_count", "finite_count"]
     result.update(
         min=low, max=high, mean=moments.mean(), std=moments.std(), norm=norm,
         zero_fraction=zeros / values.numel(), nan_count=nan_count, inf_count=inf_count,
         finite_count=finite_count, sampled=True, sample_size=values.numel(),
-        estimated=["mean", "std", "norm", "zero_fraction"],
+        estimated=estimated,
     )
+
+
+def _sample_extremes(values: torch.Tensor, numel: int) -> tuple[Any, Any, int, int]:
+    """Min, max and NaN/inf counts estimated from a sample (scaled to `numel`)."""
+    finite = values[torch.isfinite(values)]
+    low = float(finite.min()) if finite.numel() else None
+    high = float(finite.max()) if finite.numel() else None
+    scale = numel / max(values.numel(), 1)
+    return (low, high, round(int(torch.isnan(values).sum()) * scale),
+            round(int(torch.isinf(values).sum()) * scale))
 
 
 def _extremes(tensor: torch.Tensor,
@@ -456,6 +509,12 @@ def matrix_view(tensor: torch.Tensor, mode: str = "reshape",
     if tensor.dim() == 1:
         return tensor.reshape(1, -1)
     if mode == "reshape":
+        if views.is_expanded(tensor):
+            try:  # a reshape that copies a broadcast view would materialize all of it
+                return tensor.view(tensor.shape[0], -1)
+            except RuntimeError:
+                raise ValueError("heatmap: this broadcast view cannot be shown as one "
+                                 "matrix without copying it; use slice mode") from None
         return tensor.reshape(tensor.shape[0], -1)
     if mode != "slice":
         raise ValueError(f"heatmap: mode must be 'reshape' or 'slice', not {mode!r}")
@@ -498,6 +557,8 @@ def heatmap_preview(tensor2d: torch.Tensor, max_side: int = PREVIEW_SIDE, *,
         raise ValueError(f"heatmap: max_side must be at least 1, got {max_side}")
     rows, cols = tensor2d.shape
     row_step, col_step = max(1, math.ceil(rows / max_side)), max(1, math.ceil(cols / max_side))
+    if views.is_expanded(tensor2d):
+        return _view_preview(tensor2d, max_side, (row_step, col_step), progress)
     with torch.no_grad():
         numbers = tensor2d.detach()
         if row_step == col_step == 1:
@@ -543,6 +604,24 @@ class GridLayout(NamedTuple):
     kernel_height: int
     kernel_width: int
     gap: int
+
+
+def _view_preview(tensor2d: torch.Tensor, max_side: int, steps: tuple[int, int],
+                  progress: Progress | None) -> tuple[torch.Tensor, tuple[int, int]]:
+    """The preview of a view larger than its storage, in time proportional to the storage.
+
+    Block means along a broadcast dimension are the values themselves, so the preview of
+    the broadcast base is repeated; any other overlapping view is shown by the element at
+    each block's corner (a block mean would read every element)."""
+    rows, cols = tensor2d.shape
+    out_rows, out_cols = math.ceil(rows / steps[0]), math.ceil(cols / steps[1])
+    base, repeat = views.broadcast_base(tensor2d)
+    if repeat > 1:
+        image, _ = heatmap_preview(base, max_side, progress=progress)
+        return image.expand(out_rows, out_cols).contiguous() if image.shape != (
+            out_rows, out_cols) else image, steps
+    corners = tensor2d.detach()[::steps[0], ::steps[1]]
+    return _real(corners).to(torch.float32).cpu().contiguous(), steps
 
 
 def filter_grid_layout(shape: tuple[int, ...], *, max_filters: int = 64,

@@ -69,6 +69,8 @@ def format_diff(result: dict) -> str:
 
 
 def _values(item: dict) -> str:
+    if item.get("note") and item.get("changed_elements") is None:
+        return f" {item['note']}"
     if not item.get("changed_elements"):
         return " values equal"
     largest = item["max_abs_diff"]

@@ -95,5 +95,7 @@ class DiffDialog(QDialog):
             return [row["name"], str(row["a_dtype"]), str(row["b_dtype"]),
                     format_number(row.get("changed_elements")),
                     format_number(row.get("max_abs_diff"))]
+        if row.get("changed_elements") is None:  # a huge view not compared element-wise
+            return [row["name"], "", "", row.get("note", "not compared"), "–"]
         return [row["name"], "", "", f"{row['changed_elements']:,} of {row['numel']:,}",
                 format_number(row.get("max_abs_diff"))]

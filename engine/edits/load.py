@@ -9,12 +9,12 @@ is an error; mismatched shapes are an error unless `skip_mismatched`.
 from __future__ import annotations
 
 import fnmatch
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EditError, FileError
 from ..io import read_state_dict
+from ..name_patterns import Substitution, compile_pattern
 from .base import Edit, register
 
 if TYPE_CHECKING:
@@ -43,25 +43,20 @@ class Load(Edit):
             and all(isinstance(part, str) for part in pair) for pair in rename
         ):
             raise EditError("load.rename: expected a list of [regex, replacement] pairs")
-        self.rules = []
-        for position, (pattern, replacement) in enumerate(rename):
-            try:
-                self.rules.append((re.compile(pattern), replacement))
-            except re.error as error:
-                raise EditError(
-                    f"load.rename[{position}]: bad regex '{pattern}' ({error})"
-                ) from None
+        self.rules = [(compile_pattern(pattern, f"load.rename[{position}]"), replacement)
+                      for position, (pattern, replacement) in enumerate(rename)]
 
     def describe(self) -> str:
         return f"Load {Path(self.spec['path']).name}"
 
-    def _map_key(self, key: str) -> str:
+    def _map_key(self, key: str, bounded: Substitution) -> str:
         for prefix in self.get_names("strip_prefix") or []:
             if key.startswith(prefix):
                 key = key[len(prefix):]
                 break
-        for pattern, replacement in self.rules:
-            key = pattern.sub(replacement, key)
+        for position, (pattern, replacement) in enumerate(self.rules):
+            bounded.field = f"load.rename[{position}]"
+            key = bounded.sub(pattern, replacement, key)
         return key
 
     def _wanted(self, name: str) -> bool:
@@ -110,8 +105,9 @@ class Load(Edit):
         shapes = {row.name: row.shape for row in rows}
         dtypes = {row.name: row.dtype for row in rows}
         mapped: dict[str, str] = {}
+        bounded = Substitution("load.rename")
         for key in stored:
-            target = self._map_key(key)
+            target = self._map_key(key, bounded)
             if self._wanted(target):
                 mapped.setdefault(target, key)
         wanted_names = [name for name in names if self._wanted(name)]

@@ -8,7 +8,6 @@ tensor object (and so its ties, and in model mode the Parameter an optimizer hol
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -16,6 +15,7 @@ import torch
 from ..checkpoint import Slot
 from ..errors import EditError
 from ..io.dtypes import dtype_name, parse_dtype
+from ..name_patterns import Substitution, compile_pattern
 from .base import Edit, names_text, register
 from .init import INITIALIZERS, initializer, initializer_parameters, is_random
 
@@ -51,11 +51,7 @@ class Rename(Edit):
             raise EditError("rename.pattern: expected a regular expression")
         if not isinstance(self.spec.get("replacement"), str):
             raise EditError("rename.replacement: expected text (may be empty)")
-        try:
-            self.regex = re.compile(self.spec["pattern"])
-        except re.error as error:
-            raise EditError(f"rename.pattern: bad regex '{self.spec['pattern']}' "
-                            f"({error})") from None
+        self.regex = compile_pattern(self.spec["pattern"], "rename.pattern")
 
     def describe(self) -> str:
         if "target" in self.spec:
@@ -69,11 +65,9 @@ class Rename(Edit):
                 raise EditError(f"rename.target: no tensor named '{self.spec['target']}'")
             return {self.spec["target"]: self.spec["to"]}
         result = {}
+        bounded = Substitution("rename.pattern")
         for name in names:
-            try:
-                new = self.regex.sub(self.spec["replacement"], name)
-            except (re.error, IndexError) as error:
-                raise EditError(f"rename.replacement: {error}") from None
+            new = bounded.sub(self.regex, self.spec["replacement"], name, "rename.replacement")
             if new != name:
                 result[name] = new
         if not result:

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 
 Loader = Callable[[], torch.Tensor]
+#: held only while a Slot makes its own lock
+_LOCK_CREATION = threading.Lock()
 
 
 class Slot:
@@ -37,8 +39,9 @@ class Slot:
         self._tensor = tensor
         self._loader = loader
         # A plot worker may read a slot while the GUI thread edits it: the first read
-        # must happen once, or an edit made to one copy could be lost to the other.
-        self._lock = threading.Lock() if tensor is None else None
+        # must happen once, or an edit made to one copy could be lost to the other. The
+        # lock is made on first read: a million-tensor header needs no million locks.
+        self._lock: threading.Lock | None = None
         self._shape = tuple(tensor.shape) if tensor is not None else tuple(shape or ())
         self._dtype = tensor.dtype if tensor is not None else dtype
         #: where the bytes came from (file and key), for saves that copy unchanged data
@@ -52,7 +55,10 @@ class Slot:
     def tensor(self) -> torch.Tensor:
         """The tensor, read from its file on first use."""
         if self._tensor is None:
-            assert self._lock is not None
+            if self._lock is None:
+                with _LOCK_CREATION:
+                    if self._lock is None:
+                        self._lock = threading.Lock()
             with self._lock:
                 if self._tensor is None:
                     assert self._loader is not None

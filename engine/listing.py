@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .collection import collection_paused
 from .document.rows import count, dtype_name
 
 if TYPE_CHECKING:
@@ -19,6 +20,11 @@ __all__ = ["dtype_name", "listing"]
 
 def listing(session: Session) -> dict[str, Any]:
     """Every stored tensor with its shape, dtype, size, trainability and tie group."""
+    with collection_paused():
+        return _listing(session)
+
+
+def _listing(session: Session) -> dict[str, Any]:
     document = session.document
     groups = document.tie_groups()
     group_of = {name: index for index, group in enumerate(groups) for name in group}

@@ -34,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar(args) as bar:
         result = diff_sessions(a, b, progress=bar, labels=(args.a, args.b))
     if args.json:
-        json.dump(result, sys.stdout)
-        sys.stdout.write("\n")
+        # One write of one string: json.dump would encode in Python, piece by piece.
+        sys.stdout.write(json.dumps(result) + "\n")
     else:
         print(format_diff(result))
     return 0 if result["identical"] else EXIT_DIFFERENT

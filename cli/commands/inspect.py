@@ -26,8 +26,8 @@ def run(args: argparse.Namespace) -> int:
     session = open_document(args, meta=True, path=args.path)
     result = listing(session)
     if args.json:
-        json.dump(result, sys.stdout)
-        sys.stdout.write("\n")
+        # One write of one string: json.dump would encode in Python, piece by piece.
+        sys.stdout.write(json.dumps(result) + "\n")
         return 0
     print(format_listing(result))
     return 0

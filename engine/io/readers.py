@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import CheckpointState, Slot
+from ..collection import collection_paused
 from ..errors import FileError
 from ..progress import Progress, report
 from . import formats, nested
@@ -79,9 +80,10 @@ def read_safetensors(path: Path, progress: Progress | None = None) -> Loaded:
     """Read the header of one .safetensors file; every tensor stays on disk until used."""
     report(progress, 0.0, f"Reading {path.name}")
     file = StoredFile(path)
-    header = read_header(file)
+    with collection_paused():
+        header = read_header(file)
+        entries = {name: _lazy_slot(source) for name, source in header.sources.items()}
     file.header_metadata = dict(header.metadata)
-    entries = {name: _lazy_slot(source) for name, source in header.sources.items()}
     metadata = dict(header.metadata)
     _restore_aliases(path, entries, metadata.get(ALIASES_KEY))
     notes = restore_ties(path, entries, metadata.get(TIES_KEY))
@@ -103,7 +105,8 @@ def read_safetensors_index(path: Path, progress: Progress | None = None) -> Load
     for position, shard in enumerate(index.shards):
         report(progress, position / len(index.shards), f"Reading {shard}")
         file = StoredFile(index.folder / shard)
-        header = read_header(file)
+        with collection_paused():
+            header = read_header(file)
         file.header_metadata = dict(header.metadata)
         files.append(file)
         for name, source in header.sources.items():

@@ -62,15 +62,18 @@ def read_header(file: StoredFile) -> SafetensorsHeader:
     if 8 + length > file.size:
         raise FileError(path, f"safetensors header claims {length:,} bytes but the file has "
                         f"{file.size - 8:,} after the length (truncated?)")
-    raw = file.read(8, length)
+    raw = bytearray(length)
+    file.read_into(memoryview(raw), 8)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise FileError(path, "safetensors header is not UTF-8 text (damaged?)") from None
+    del raw  # a 100 MB header is held once at a time: bytes, then text, then objects
     if not text.lstrip().startswith("{"):
         raise FileError(path, "safetensors header is not a JSON object (not a safetensors file?)")
     try:
         parsed = json.loads(text, object_pairs_hook=_no_duplicates)
+        del text
     except _DuplicateName as error:
         raise FileError(path, f"safetensors header names '{error.name}' twice") from None
     except (json.JSONDecodeError, RecursionError) as error:
@@ -88,7 +91,9 @@ def read_header(file: StoredFile) -> SafetensorsHeader:
         header.metadata = metadata
     data_size = file.size - header.data_start
     spans: list[tuple[int, int, str]] = []
-    for name, entry in parsed.items():
+    for name in list(parsed):
+        # Popped as it is checked: the parsed entry is freed once its source exists.
+        entry = parsed.pop(name)
         dtype, shape, begin, end = _check_entry(path, name, entry)
         spans.append((begin, end, name))
         header.sources[name] = TensorSource(file, name, header.data_start + begin, end - begin,
@@ -157,9 +162,11 @@ class _DuplicateName(Exception):
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateName(key)
-        result[key] = value
+    result = dict(pairs)  # in C; a name given twice shows as fewer keys than pairs
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateName(key)
+            seen.add(key)
     return result

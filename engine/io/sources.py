@@ -105,7 +105,7 @@ class StoredFile:
         return bytes(buffer)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TensorSource:
     """The bytes of one stored tensor: file, absolute offset, size, dtype and shape.
 

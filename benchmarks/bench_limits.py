@@ -7,7 +7,9 @@ shared machine changes least) and peak resident memory, from `os.wait4`. A basel
 that exceeds the time limit is stopped and reported as such.
 
 Usage: python benchmarks/bench_limits.py --baseline PATH/TO/OLD/CHECKOUT [--repeats 1]
-Writes docs/benchmarks/limits.md.
+Writes docs/benchmarks/limits.md. The files are made by a child process: a parent that
+had grown (torch imported, a million-entry header built) would pass its peak memory on
+to every process it forks, and `ru_maxrss` would report that instead.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 from _common import ROOT, python, write_fragment
 
 #: a baseline run past this many seconds is stopped
@@ -58,20 +59,12 @@ def _header_file(path: Path, count: int) -> None:
         handle.write(b"\0" * (4 * count))
 
 
-def make_cases(folder: Path) -> list[tuple[str, list[str], Path]]:
-    """(label, main.py arguments, the file) for each case."""
-    small = folder / "small.pt"
-    torch.save({"w": torch.zeros(2)}, small)
-    bytearrays = folder / "bytearrays.pt"
-    torch.save({"w": torch.zeros(2), **{f"junk{i}": _Call(bytearray, 10**9) for i in range(4)}},
-               bytearrays)
-    encoded = folder / "encode_chain.pt"
-    torch.save({"w": torch.zeros(2), "junk": _encode_chain(25)}, encoded)
+def cases(folder: Path) -> list[tuple[str, list[str], Path]]:
+    """(label, main.py arguments, the file) for each case (see `make_files`)."""
+    small, bytearrays, encoded = folder / "small.pt", folder / "bytearrays.pt", \
+        folder / "encode_chain.pt"
     expanded = folder / "expanded.pt"
-    torch.save({"w": torch.zeros(1).expand(10**6, 10**6)}, expanded)
     header_100k, header_1m = folder / "100k.safetensors", folder / "1m.safetensors"
-    _header_file(header_100k, 100_000)
-    _header_file(header_1m, 1_000_000)
     return [
         ("inspect of a 2-tensor .pt (startup baseline)", ["inspect", str(small)], small),
         ("inspect of four `bytearray(10**9)` in a .pt", ["inspect", str(bytearrays)],
@@ -85,6 +78,23 @@ def make_cases(folder: Path) -> list[tuple[str, list[str], Path]]:
         ("inspect --json of 1,000,000 tensors", ["inspect", "--json", str(header_1m)],
          header_1m),
     ]
+
+
+def make_files(folder: Path) -> None:
+    """Write the files of `cases` (run in a child process)."""
+    import torch
+
+    small = folder / "small.pt"
+    torch.save({"w": torch.zeros(2)}, small)
+    bytearrays = folder / "bytearrays.pt"
+    torch.save({"w": torch.zeros(2), **{f"junk{i}": _Call(bytearray, 10**9) for i in range(4)}},
+               bytearrays)
+    encoded = folder / "encode_chain.pt"
+    torch.save({"w": torch.zeros(2), "junk": _encode_chain(25)}, encoded)
+    expanded = folder / "expanded.pt"
+    torch.save({"w": torch.zeros(1).expand(10**6, 10**6)}, expanded)
+    _header_file(folder / "100k.safetensors", 100_000)
+    _header_file(folder / "1m.safetensors", 1_000_000)
 
 
 def run_once(tree: Path, arguments: list[str]) -> dict[str, float | bool | int]:
@@ -123,11 +133,16 @@ def main() -> None:
     parser.add_argument("--baseline", required=True, type=Path,
                         help="a checkout of the code before the fixes")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--make-files", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.make_files is not None:
+        make_files(args.make_files)
+        return
     with tempfile.TemporaryDirectory() as folder:
-        cases = make_cases(Path(folder))
+        subprocess.run([python(), __file__, "--baseline", ".", "--make-files", folder],
+                       check=True, cwd=ROOT)
         rows = []
-        for label, arguments, path in cases:
+        for label, arguments, path in cases(Path(folder)):
             before: list[dict] = []
             after: list[dict] = []
             for _ in range(args.repeats):

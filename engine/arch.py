@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,10 +29,12 @@ def parse_arch_args(text: str) -> dict[str, Any]:
     ------
     ValueError : not JSON, or not an object (each caller names its own field)
     """
+    from .io.json_files import JSONProblem, parse_json
+
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"not valid JSON ({error.msg})") from None
+        value = parse_json(text)
+    except JSONProblem as error:
+        raise ValueError(f"not valid JSON ({error})") from None
     if not isinstance(value, dict):
         raise ValueError('expected a JSON object such as {"num_classes": 10}')
     return value

@@ -30,9 +30,13 @@ def parse_index(text: str, shape: tuple[int, ...], field: str = "index") -> Inde
         raise EditError(f"{field}: index text is too long")
     try:
         node = ast.parse(f"_[{text}]", mode="eval").body
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         raise EditError(f"{field}: '{text}' is not an index (expected e.g. '0, :3')") from None
-    assert isinstance(node, ast.Subscript)
+    # Text such as "0] + _[1" parses as an expression around the subscript: only a single
+    # subscript of the placeholder itself is an index.
+    if not (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name)
+            and node.value.id == "_"):
+        raise EditError(f"{field}: '{text}' is not an index (expected e.g. '0, :3')")
     items = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
     index = tuple(_item(item, text, field) for item in items)
     _check(index, shape, text, field)

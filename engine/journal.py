@@ -267,9 +267,11 @@ class Journal:
 def read_entry(path: str | Path) -> JournalEntry | None:
     """Read a journal file; None when it is unreadable or not a journal."""
     path = Path(path)
+    from .io.json_files import JSONProblem, parse_json
+
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        document = parse_json(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, JSONProblem):
         return None
     if not isinstance(document, dict) or document.get("weightsmith_journal") != JOURNAL_VERSION:
         return None

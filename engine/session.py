@@ -169,8 +169,13 @@ class Session:
             self._after_changes(changes)
             if isinstance(error, EditError):
                 raise
+            if isinstance(error, RecursionError):
+                raise EditError(f"{edit.op}: nested too deeply") from None
             if isinstance(error, Exception):
-                raise EditError(f"{edit.op}: {error}") from error
+                # Never an empty message: name the failure when the error has no text.
+                text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                raise EditError(f"{edit.op}: {text or f'failed ({type(error).__name__})'}"
+                                ) from error
             raise
         if self._group is not None:
             self._group.tx.changes.extend(tx.changes)

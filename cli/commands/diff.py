@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 from engine.diff import diff_sessions
 
 from ..documents import open_path, progress_bar
+from ..json_output import print_json
 
 #: exit status when the documents differ (like the diff tool); errors give 2
 EXIT_DIFFERENT = 1
@@ -34,8 +33,7 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar(args) as bar:
         result = diff_sessions(a, b, progress=bar, labels=(args.a, args.b))
     if args.json:
-        # One write of one string: json.dump would encode in Python, piece by piece.
-        sys.stdout.write(json.dumps(result) + "\n")
+        print_json(result)
     else:
         print(format_diff(result))
     return 0 if result["identical"] else EXIT_DIFFERENT

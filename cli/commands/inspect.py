@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 from engine.listing import listing
 
 from ..documents import add_document_arguments, open_document
+from ..json_output import print_json
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -26,8 +25,7 @@ def run(args: argparse.Namespace) -> int:
     session = open_document(args, meta=True, path=args.path)
     result = listing(session)
     if args.json:
-        # One write of one string: json.dump would encode in Python, piece by piece.
-        sys.stdout.write(json.dumps(result) + "\n")
+        print_json(result)
         return 0
     print(format_listing(result))
     return 0

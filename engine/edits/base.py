@@ -38,12 +38,17 @@ def register(cls: type[Edit]) -> type[Edit]:
     return cls
 
 
+#: how deeply an edit's JSON may nest (groups of groups, lists in values, module specs)
+MAX_DEPTH = 64
+
+
 def build_edit(spec: Any) -> Edit:
     """Build the edit described by `spec`; raise EditError naming the bad field."""
     if isinstance(spec, Edit):
         return spec
     if not isinstance(spec, dict):
         raise EditError(f"edit: expected an object with an 'op' field, got {type(spec).__name__}")
+    check_depth(spec, spec.get("op") if isinstance(spec.get("op"), str) else "edit")
     op = spec.get("op")
     if not isinstance(op, str):
         raise EditError("op: missing; every edit needs an 'op' field")
@@ -52,6 +57,20 @@ def build_edit(spec: Any) -> Edit:
         known = ", ".join(sorted(EDIT_TYPES))
         raise EditError(f"op: unknown edit '{op}' (known: {known})")
     return edit_type(spec)
+
+
+def check_depth(value: Any, field: str, limit: int = MAX_DEPTH) -> None:
+    """Raise EditError naming `field` when `value` nests lists and objects deeper than
+    `limit` (checked without recursion, so no depth can exhaust the stack)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > limit:
+            raise EditError(f"{field}: nested more than {limit} levels deep")
+        if isinstance(item, dict):
+            pending += [(child, depth + 1) for child in item.values()]
+        elif isinstance(item, list | tuple):
+            pending += [(child, depth + 1) for child in item]
 
 
 class Edit:

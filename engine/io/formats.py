@@ -4,13 +4,13 @@ or a Hugging Face folder; by content where the name does not say.
 
 from __future__ import annotations
 
-import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import FileError
 from .folder_files import resolve_inside
+from .json_files import parse_json
 from .torch_files import ZIP_MAGIC, is_torchscript
 
 SAFETENSORS = "safetensors"
@@ -86,9 +86,9 @@ def _looks_like_safetensors(head: bytes) -> bool:
 
 def _index_kind(path: Path) -> str:
     try:
-        weight_map = json.loads(path.read_text(encoding="utf-8")).get("weight_map", {})
+        weight_map = parse_json(path.read_text(encoding="utf-8")).get("weight_map", {})
         first = next(iter(weight_map.values()), "")
-    except (OSError, ValueError, AttributeError, UnicodeDecodeError):
+    except (OSError, ValueError, AttributeError, UnicodeDecodeError):  # JSONProblem too
         raise FileError(path, "not a valid index file (expected JSON with a weight_map)") from None
     return SAFETENSORS_INDEX if str(first).endswith(".safetensors") else PT_INDEX
 

@@ -11,6 +11,7 @@ from typing import Any
 from torch import nn
 
 from ..errors import ArchError, WeightsmithError
+from .json_files import parse_json
 
 #: the arch spec that means "build from the opened folder's config.json"
 HF_SPEC = "hf"
@@ -93,7 +94,7 @@ def remote_code_files(folder: Path) -> list[str]:
     """
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # its own open reports the problem
         return []
     auto_map = config.get("auto_map") if isinstance(config, dict) else None
     if not auto_map:
@@ -138,8 +139,8 @@ def build_hf_model(folder: Path, arch_args: dict[str, Any] | None = None,
     if not config_path.is_file():
         raise ArchError(f"arch: {folder} has no config.json")
     try:
-        json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
+        parse_json(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:  # JSONProblem is a ValueError
         raise ArchError(f"arch: {config_path}: not valid JSON ({error})") from None
     arch_args = dict(arch_args or {})
     if not trust:

@@ -20,7 +20,6 @@ Functions for the GUI
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from ..session import Session
 from . import folder_files, formats, hf_folder, nested
 from .file_ties import retie_model
 from .fill import load_checkpoint, report_problems
+from .json_files import JSONProblem, parse_json
 from .origin import set_origin
 from .readers import FROZEN_KEY, Loaded, read_detected
 from .set_commit import family_of_weights
@@ -232,7 +232,7 @@ def _frozen_names(loaded: Loaded) -> set[str]:
     if text is None:
         return set()
     try:
-        names = json.loads(text) if isinstance(text, str) else text
-    except json.JSONDecodeError:
+        names = parse_json(text) if isinstance(text, str) else text
+    except JSONProblem:
         return set()
     return {name for name in names if isinstance(name, str)} if isinstance(names, list) else set()

@@ -22,6 +22,7 @@ from ..errors import FileError
 from ..progress import Progress, report
 from . import formats, nested
 from .file_ties import TIES_KEY, restore_ties
+from .json_files import JSONProblem, parse_json
 from .origin import Origin
 from .safetensors_header import read_header
 from .sharded import read_index
@@ -164,8 +165,8 @@ def _restore_aliases(path: Path, entries: dict[str, Slot], text: Any) -> None:
     if text is None:
         return
     try:
-        aliases = json.loads(text) if isinstance(text, str) else text
-    except json.JSONDecodeError:
+        aliases = parse_json(text) if isinstance(text, str) else text
+    except JSONProblem:
         raise FileError(path, f"metadata '{ALIASES_KEY}' is not valid JSON") from None
     if not isinstance(aliases, dict):
         raise FileError(path, f"metadata '{ALIASES_KEY}' must map alias names to stored names")
@@ -198,7 +199,7 @@ def read_pt(path: Path, *, trust: bool = False, choice: str | None = None,
         source["nested_key"] = None
         source["loose"] = True
         source["extras"] = [str(key) for key in extras]
-        state = CheckpointState.from_tensors(loose)
+        state = CheckpointState.from_tensors(_plain(path, loose))
         state.extras = extras
         return Loaded(state, source, Origin(wrapper=data, key_path=()), candidates=[])
     chosen = candidates[0] if choice is None else choice
@@ -211,15 +212,41 @@ def read_pt(path: Path, *, trust: bool = False, choice: str | None = None,
     origin = Origin(wrapper=data if path_keys else None, key_path=path_keys)
     if isinstance(value, nn.Module):
         tensors = value.state_dict(keep_vars=True)
-        state = CheckpointState.from_tensors(tensors)
+        state = CheckpointState.from_tensors(_plain(path, tensors))
         model = value
     else:
-        state = CheckpointState.from_tensors(dict(value))
+        state = CheckpointState.from_tensors(_plain(path, dict(value)))
         model = None
     if path_keys:
         state.extras = {key: item for key, item in data.items() if key != path_keys[0]}
         source["extras"] = [str(key) for key in state.extras]
     return Loaded(state, source, origin, model=model, candidates=candidates)
+
+
+def _plain(path: Path, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Refuse tensors that cannot be edited as dense values, naming the first one."""
+    for name, tensor in tensors.items():
+        problem = tensor_problem(tensor)
+        if problem is not None:
+            raise FileError(path, f"tensor '{name}' {problem}")
+    return tensors
+
+
+def tensor_problem(tensor: torch.Tensor) -> str | None:
+    """Why a tensor read from a file cannot be edited here, or None for a dense tensor."""
+    if tensor.is_nested:
+        return "is a nested tensor; only dense tensors can be edited"
+    if tensor.layout != torch.strided:
+        layout = str(tensor.layout).removeprefix("torch.")
+        return (f"is {layout} (not dense); only dense tensors can be edited (save it with "
+                ".to_dense())")
+    if tensor.device.type == "meta":
+        return "is on the meta device: the file holds its shape but no values"
+    try:
+        tensor.untyped_storage()
+    except Exception:
+        return f"has no storage that can be read (a {type(tensor).__name__})"
+    return None
 
 
 def _no_state_dict(data: Any) -> str:
@@ -238,6 +265,7 @@ def read_pt_index(path: Path, trust: bool, progress: Progress | None = None) -> 
         data = load_pickle(index.folder / shard, trust=trust)
         if not nested.is_state_dict(data):
             raise FileError(index.folder / shard, "is not a state dict (names mapped to tensors)")
+        _plain(index.folder / shard, data)
         for name, tensor in data.items():
             if name in tensors:
                 raise FileError(index.folder / shard, f"tensor '{name}' is also in another shard")

@@ -10,7 +10,6 @@ and the offsets together (overlapping, with gaps, or past the end of the file).
 
 from __future__ import annotations
 
-import json
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ import torch
 
 from ..errors import FileError
 from .dtypes import SAFETENSORS_DTYPES
+from .json_files import JSONProblem, parse_json
 from .sources import StoredFile, TensorSource
 
 #: the safetensors library refuses headers larger than this; so do we
@@ -72,13 +72,12 @@ def read_header(file: StoredFile) -> SafetensorsHeader:
     if not text.lstrip().startswith("{"):
         raise FileError(path, "safetensors header is not a JSON object (not a safetensors file?)")
     try:
-        parsed = json.loads(text, object_pairs_hook=_no_duplicates)
+        parsed = parse_json(text, object_pairs_hook=_no_duplicates)
         del text
     except _DuplicateName as error:
         raise FileError(path, f"safetensors header names '{error.name}' twice") from None
-    except (json.JSONDecodeError, RecursionError) as error:
-        message = getattr(error, "msg", "too deeply nested")
-        raise FileError(path, f"safetensors header is not valid JSON ({message})") from None
+    except JSONProblem as error:
+        raise FileError(path, f"safetensors header is not valid JSON ({error})") from None
     if not isinstance(parsed, dict):
         raise FileError(path, "safetensors header is not a JSON object")
     header = SafetensorsHeader(file=file, data_start=8 + length)
@@ -124,14 +123,25 @@ def _check_entry(path: Any, name: str, entry: Any) -> tuple[torch.dtype, tuple[i
     begin, end = offsets
     if begin < 0 or end < begin:
         raise FileError(path, f"tensor '{name}' has bad data_offsets [{begin}, {end}]")
-    numel = 1
+    # Sizes torch can hold: every size, and the product of the non-zero ones, below 2**63
+    # (a zero-element [0, 10**30] has 0 bytes but overflows when a tensor is made of it).
+    numel = nonzero = 1
     for size in shape:
         numel *= size
+        nonzero *= size or 1
+    if nonzero >= 2**63:
+        raise FileError(path, f"tensor '{name}' has a shape {_shape_text(shape)} whose sizes "
+                        "multiply past 2**63 (damaged or crafted file)")
     expected = numel * dtype.itemsize
     if end - begin != expected:
         raise FileError(path, f"tensor '{name}' spans {end - begin} bytes but its shape "
                         f"{tuple(shape)} of {dtype_text} needs {expected}")
     return dtype, tuple(shape), begin, end
+
+
+def _shape_text(shape: list[int]) -> str:
+    text = repr(shape)
+    return text if len(text) <= 60 else text[:57] + "...]"
 
 
 def _check_spans(path: Any, spans: list[tuple[int, int, str]], data_size: int) -> None:

@@ -273,19 +273,30 @@ class EditActions(QObject):
     def apply_or_raise(self, label: str, specs: list[dict[str, Any]]) -> Any:
         """Apply edits as one undo step (all or nothing); return the last edit's result.
 
+        Edits that would run code are applied only after the trust dialog (which lists
+        exactly that code) is accepted.
+
         Raises
         ------
-        EditError : the engine refused; nothing changed
+        EditError : the engine refused (or the code was not trusted); nothing changed
         """
+        try:
+            return self._apply_specs(label, specs, trust=False)
+        except CodeNotTrusted as refusal:
+            if not self.ask_trust("This edit", refusal.code, "Trust and Apply"):
+                raise
+        return self._apply_specs(label, specs, trust=True)
+
+    def _apply_specs(self, label: str, specs: list[dict[str, Any]], *, trust: bool) -> Any:
         session = self.window.session
         if session is None:
             raise EditError("no document is open")
         if len(specs) == 1:
-            return session.apply(dict(specs[0]))
+            return session.apply(dict(specs[0]), trust=trust)
         result = None
         with session.group(label):
             for spec in specs:
-                result = session.apply(spec)
+                result = session.apply(spec, trust=trust)
         return result
 
     def through_dialog(self, dialog: Any, build: Callable[[], list[dict[str, Any]]],

@@ -242,6 +242,22 @@ class FileActions(QObject):
         options: dict[str, Any] = {}
         if arch is None:
             path, arch, options = self._offer_hf_model(path)
+        # An architecture that runs code (a folder's own Python files, a .py model) is
+        # built only after the trust dialog listed exactly those files.
+        code_trusted = False
+        if arch is not None:
+            from engine.code_needs import arch_code
+
+            folder = Path(path) if Path(path).is_dir() else Path(path).parent
+            code = arch_code(arch, arch_args, folder=folder)
+            if code:
+                from .dialogs.trust_dialog import TrustDialog
+
+                if not base.run_dialog(TrustDialog(path, code, self.window,
+                                                   subject=f"Opening {Path(path).name}")):
+                    self.window.statusBar().showMessage("Not opened: not trusted", 5000)
+                    return
+                code_trusted = True
 
         def probed(result: dict[str, Any], trust: bool = False) -> None:
             if result["needs_trust"]:
@@ -269,7 +285,7 @@ class FileActions(QObject):
             if choice is not None:
                 request_options["choice"] = choice
             request = {"kind": "file", "path": path, "arch": arch, "arch_args": arch_args,
-                       "trust": trust, "options": request_options}
+                       "trust": trust or code_trusted, "options": request_options}
             self.open_request(request, confirmed=True)
 
         self.window.tasks.run(probe_file, path, name="inspect",

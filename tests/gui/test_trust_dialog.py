@@ -115,3 +115,27 @@ def test_a_file_whose_imports_cannot_be_listed_cannot_be_trusted(make_window, di
     assert "computed while loading" in undetermined
     assert button is None  # no way to trust an incomplete list
     assert window.session is None
+
+
+def test_a_hugging_face_folder_with_its_own_code_asks_before_it_runs(make_window, dialogs,
+                                                                     qtbot, tmp_path):
+    pytest.importorskip("transformers")
+    from tests.engine.test_code_trust import custom_code_folder
+
+    folder, marker = tmp_path / "model", tmp_path / "ran.txt"
+    custom_code_folder(folder, marker)
+    window = make_window()
+    listed = []
+
+    def decline(dialog):
+        listed.extend(dialog.globals)
+        return False
+
+    dialogs.questions.append(True)  # open it as its model
+    dialogs.answer(decline)
+    window.file_actions.open_path(str(folder))
+    assert listed == [f"arch: the Hugging Face config in {folder} needs its own code "
+                      "(configuration_evil.py, modeling_evil.py)"]
+    assert window.session is None
+    assert not marker.exists()
+    assert not window.tasks.busy

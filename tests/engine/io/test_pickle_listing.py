@@ -95,6 +95,16 @@ def test_decoy_strings_before_stack_global_do_not_spoof_the_list(tmp_path):
     assert "Linear" not in refusal_message(path)
 
 
+def test_decoys_pushed_and_popped_again_do_not_spoof_the_list(tmp_path):
+    data = (b"\x80\x04" + text("posix") + text("system") + text("torch.nn.modules.linear")
+            + text("Linear") + b"00" + b"\x93" + text("true") + b"\x85R.")
+    path = tmp_path / "popped.pth"
+    path.write_bytes(data)
+    assert asked_by(pickle.Unpickler, data) == ["posix.system"]
+    assert code_listing(path).unsafe == ["posix.system"]
+    assert "Linear" not in refusal_message(path)
+
+
 def test_names_fetched_back_from_the_memo_are_followed(tmp_path):
     # posix memoized as 0, torch memoized as 1 and popped; GET 0 brings posix back.
     data = (b"\x80\x04" + text("posix") + b"\x94" + text("torch") + b"\x94" + b"0" + b"h\x00"

@@ -123,19 +123,20 @@ def _check_entry(path: Any, name: str, entry: Any) -> tuple[torch.dtype, tuple[i
     begin, end = offsets
     if begin < 0 or end < begin:
         raise FileError(path, f"tensor '{name}' has bad data_offsets [{begin}, {end}]")
-    # Sizes torch can hold: every size, and the product of the non-zero ones, below 2**63
-    # (a zero-element [0, 10**30] has 0 bytes but overflows when a tensor is made of it).
     numel = nonzero = 1
     for size in shape:
         numel *= size
         nonzero *= size or 1
-    if nonzero >= 2**63:
-        raise FileError(path, f"tensor '{name}' has a shape {_shape_text(shape)} whose sizes "
-                        "multiply past 2**63 (damaged or crafted file)")
     expected = numel * dtype.itemsize
     if end - begin != expected:
         raise FileError(path, f"tensor '{name}' spans {end - begin} bytes but its shape "
-                        f"{tuple(shape)} of {dtype_text} needs {expected}")
+                        f"{_shape_text(shape)} of {dtype_text} needs {expected}")
+    # A zero-element shape such as [0, 10**30] spans 0 bytes, but torch cannot make a tensor
+    # of it: the non-zero sizes must multiply to less than 2**63 (as the safetensors
+    # library requires too).
+    if nonzero >= 2**63:
+        raise FileError(path, f"tensor '{name}' has a shape {_shape_text(shape)} whose sizes "
+                        "multiply past 2**63 (damaged or crafted file)")
     return dtype, tuple(shape), begin, end
 
 

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     session = open_document(args, path=args.path)
     if args.recipe:
-        replay(session, read_recipe(args.recipe))
+        replay(session, read_recipe(args.recipe), trust=args.trust)
     with progress_bar(args) as bar:
         try:
             report = export_model(session, args.output, args.format, progress=bar, **options)

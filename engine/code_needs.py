@@ -114,12 +114,38 @@ def edit_code(spec: Any, session: Session | None = None) -> list[str]:
     return edit.code_to_run(session)
 
 
-def recipe_code(edits: list[Any], session: Session | None = None) -> list[str]:
-    """The code replaying `edits` would run, each line prefixed with `edits[i]: `."""
+def recipe_code(edits: list[Any], session: Session | None = None, *,
+                folder: Path | None = None) -> list[str]:
+    """The code replaying `edits` would run, each line prefixed with `edits[i]: `.
+
+    Parameters
+    ----------
+    session : the document the edits would be applied to (its opened folder is what an
+        `hf` architecture means)
+    folder : that folder, when there is no session yet (a journal not reopened)
+    """
+    context: Any = session
+    if context is None and folder is not None:
+        context = _OpenedFolder({"folder": str(folder)})
     needs = []
     for position, spec in enumerate(edits):
-        needs += [f"edits[{position}]: {line}" for line in edit_code(spec, session)]
+        needs += [f"edits[{position}]: {line}" for line in edit_code(spec, context)]
     return needs
+
+
+class _OpenedFolder:
+    """Stands in for a session where only its `source["folder"]` is asked."""
+
+    def __init__(self, source: dict[str, Any]) -> None:
+        self.source = source
+
+
+def request_folder(request: Any) -> Path | None:
+    """The folder an open request opens (what `hf` means for edits applied after it)."""
+    if not isinstance(request, dict) or request.get("kind") != "file" or not request.get("path"):
+        return None
+    path = Path(str(request["path"]))
+    return path if path.is_dir() else None
 
 
 def request_code(request: Any) -> list[str]:

@@ -289,12 +289,16 @@ def read_entry(path: str | Path) -> JournalEntry | None:
 def journal_code(entry: JournalEntry) -> list[str]:
     """Every piece of code restoring `entry` could run (any base, and the edits after it),
     for the trust question; [] when restoring runs nothing beyond torch."""
-    from .code_needs import recipe_code, request_code
+    from .code_needs import recipe_code, request_code, request_folder
 
     needs: list[str] = []
     for base in entry.bases:
         needs += [line for line in request_code(base.request) if line not in needs]
-    needs += [line for line in recipe_code(entry.edits) if line not in needs]
+        needs += [line for line in recipe_code(entry.edits[base.skip:],
+                                               folder=request_folder(base.request))
+                  if line not in needs]
+    if not entry.bases:
+        needs += recipe_code(entry.edits)
     return needs
 
 
@@ -318,7 +322,7 @@ def restore(entry: JournalEntry, progress: Progress | None = None,
     ------
     EditError : no base could be reopened and replayed (the message says why)
     """
-    from .code_needs import recipe_code, request_code
+    from .code_needs import recipe_code, request_code, request_folder
     from .recipe import replay
 
     problems = []
@@ -327,7 +331,8 @@ def restore(entry: JournalEntry, progress: Progress | None = None,
                 base.skip and _digest(entry.edits[: base.skip]) != base.digest):
             continue  # saved on another branch of the history
         edits = entry.edits[base.skip:]
-        code = request_code(base.request) + recipe_code(edits)
+        code = request_code(base.request) + recipe_code(
+            edits, folder=request_folder(base.request))
         if code and not allow_trust:
             problems.append(f"{describe_request(base.request)} needs trust to restore "
                             f"({code[0]})")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -219,15 +218,34 @@ def test_transformers_never_prompts_and_never_runs_the_folder_code(tmp_path, ans
     pytest.importorskip("transformers")
     folder, marker = tmp_path / "model", tmp_path / "ran.txt"
     custom_code_folder(folder, marker)
-    started = time.monotonic()
+    # Standard input closed, or a "y" piped in: transformers' own prompt would run the code.
     result = run("inspect", str(folder), "--arch", "hf", text_in=answer)
-    elapsed = time.monotonic() - started
     assert result.returncode == 2, result.stdout + result.stderr
     assert "needs remote code (configuration_evil.py, modeling_evil.py)" in result.stderr
     assert result.stderr.count("\n") == 1
     assert "[y/N]" not in result.stdout + result.stderr
     assert not marker.exists()
-    assert elapsed < 15, "transformers' prompt waits 15 s for an answer"
+
+
+@pytest.mark.parametrize("trust", [False, True])
+def test_transformers_is_never_asked_to_prompt(tmp_path, monkeypatch, trust):
+    pytest.importorskip("transformers")
+    import builtins
+
+    from engine.errors import ArchError
+    from engine.io.hf_folder import build_hf_model
+
+    def prompted(*args, **kwargs):
+        raise AssertionError("transformers prompted for trust_remote_code (it would block)")
+
+    # transformers asks with input() under a 15 s alarm: any call of it is the prompt.
+    monkeypatch.setattr(builtins, "input", prompted)
+    folder, marker = tmp_path / "model", tmp_path / "ran.txt"
+    custom_code_folder(folder, marker)
+    with pytest.raises(ArchError) as refused:
+        build_hf_model(folder, trust=trust)
+    assert ("needs remote code" in str(refused.value)) is not trust
+    assert marker.exists() is trust
 
 
 def test_with_trust_transformers_is_allowed_to_run_the_folder_code(tmp_path):

@@ -166,6 +166,9 @@ def main() -> None:
         "| --- | --- | --- | --- | --- |",
         *rows,
         "",
+        "The 2-tensor row is the cost of starting Python and importing torch; see",
+        "docs/files.md (\"Security model\") for the limits that refuse the bombs.",
+        "",
     ])
     write_fragment("limits", text)
 

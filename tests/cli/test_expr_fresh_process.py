@@ -88,9 +88,10 @@ FORKING_RUNNER = textwrap.dedent('''
                              os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
             os.dup2(handle, 1)
             os.dup2(handle, 2)
+            # Each child saves into a folder of its own: saves into one folder take turns.
             status = main(["apply", os.path.join(folder, f"{number}.json"), "--input",
                            checkpoint, "--quiet", "--output",
-                           os.path.join(folder, f"{number}.safetensors")])
+                           os.path.join(folder, f"out{number}", "x.safetensors")])
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(status)
@@ -119,6 +120,7 @@ def _prepare(folder) -> tuple[str, list[str]]:
         recipe = {"weightsmith_recipe": 1,
                   "edits": [{"op": "set", "target": "x", "expr": CASES[label], "seed": 3}]}
         (folder / f"{number}.json").write_text(json.dumps(recipe))
+        (folder / f"out{number}").mkdir()
     return str(checkpoint), labels
 
 

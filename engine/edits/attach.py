@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..arch import DEFAULT_SEED, build_model
 from ..code_needs import arch_code
+from ..document import ModelDocument
 from ..errors import ArchError, EditError
 from ..io import hf_folder
 from ..io.file_ties import retie_model
@@ -71,8 +72,8 @@ class Attach(Edit):
         tx.replace_document(ModelDocument(model, doc.source, doc.origin))
         return report
 
-    def code_to_run(self, session: Any = None) -> list[str]:
-        folder = session.source.get("folder") if session is not None else None
+    def code_to_run(self, doc: Any = None) -> list[str]:
+        folder = doc.source.get("folder") if doc is not None else None
         return arch_code(self.spec["arch"], self.spec.get("arch_args"),
                          folder=Path(folder) if folder else None, field="attach.arch")
 

@@ -117,9 +117,12 @@ class Edit:
         """Validate against `doc`, then change it through `tx`; return a result."""
         raise NotImplementedError
 
-    def code_to_run(self, session: Session | None = None) -> list[str]:
+    def code_to_run(self, doc: Document | None = None) -> list[str]:
         """What code performing this edit would run beyond torch and the libraries named by
         a spec, one line each naming the field (see `engine.code_needs`); nothing runs.
+
+        `doc` is the document it would be applied to (its `source` says which folder an
+        `hf` architecture means); None when there is none yet.
 
         `Session.apply` refuses an edit with code unless given `trust=True`, and then sets
         `trusted` before `perform`.

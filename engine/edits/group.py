@@ -45,10 +45,10 @@ class Group(Edit):
     def describe(self) -> str:
         return f"{len(self.spec['edits'])} edits"
 
-    def code_to_run(self, session: Any = None) -> list[str]:
+    def code_to_run(self, doc: Any = None) -> list[str]:
         return [f"group.edits[{position}]: {line}"
                 for position, child in enumerate(self.children)
-                for line in child.code_to_run(session)]
+                for line in child.code_to_run(doc)]
 
     def perform(self, doc: Document, tx: Transaction) -> Any:
         results = []

@@ -15,6 +15,7 @@ import ast
 import builtins
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -63,7 +64,14 @@ CONSTANTS = {"pi": repr(math.pi), "e": repr(math.e), "inf": "float('inf')",
 #: calls fail in a fresh process and work once something else imported the module. The
 #: translator is the boundary (generated code names only `torch`, `x`, `_g` and `float`, and
 #: the name `__import__` is never emitted), so giving `__import__` here opens nothing.
-_EVAL_GLOBALS = {"__builtins__": {"__import__": builtins.__import__}}
+def _import(*args: Any, **kwargs: Any) -> Any:
+    # Looked up when called and run in this module's frame, whose builtins are the real
+    # ones: an import hook installed later (PySide6's shiboken replaces __import__ and
+    # finds its original in the calling frame's builtins) keeps working.
+    return builtins.__import__(*args, **kwargs)
+
+
+_EVAL_GLOBALS = {"__builtins__": {"__import__": _import}}
 
 _BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//",
            ast.Mod: "%", ast.Pow: "**", ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^",

@@ -159,3 +159,15 @@ def test_every_whitelisted_name_replays_in_a_new_interpreter(tmp_path):
              "--input", checkpoint, "--quiet", "--output", str(tmp_path / f"{number}.safetensors")],
             capture_output=True, text=True, timeout=300, cwd=ROOT)
         _check(label, result.returncode, result.stdout + result.stderr)
+
+
+def test_expressions_work_after_pyside_installs_its_import_hook():
+    # The GUI imports PySide6 after the engine: shiboken then replaces __import__ with a
+    # hook that looks its original up in the calling frame's builtins (an abort if absent).
+    code = ("import torch, engine.expr as e, PySide6.QtWidgets\n"
+            "print(float(e.compile_expr('quantile(x, 0.5) + where(x > 0, x, 0).sum()')"
+            ".evaluate(torch.arange(5.0))))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-500:]
+    assert result.stdout.strip() == "12.0"

@@ -73,14 +73,14 @@ def test_a_group_and_a_recipe_are_refused_before_anything_is_applied(code_file, 
                                        attach(path)]}]
     assert recipe_code(edits, session) == [
         f"edits[1]: group.edits[1]: attach.arch: imports and runs {path} (class Net)"]
-    before = session.tensor("fc1.bias").clone()
+    before = session.document.tensor("fc1.bias").clone()
     with pytest.raises(CodeNotTrusted, match=r"edits\[1\]: group\.edits\[1\]: attach\.arch"):
         replay(session, edits)
     with pytest.raises(CodeNotTrusted, match=r"group\.edits\[1\]"):
         session.apply(edits[1])
     assert not marker.exists()
     assert not session.can_undo
-    assert torch.equal(session.tensor("fc1.bias"), before)
+    assert torch.equal(session.document.tensor("fc1.bias"), before)
     replay(session, edits, trust=True)
     assert marker.exists()
     assert session.mode == "model"
@@ -122,7 +122,7 @@ def test_the_crash_journal_asks_before_it_runs_code(tmp_path, code_file, mlp_fil
     restored, _, labels = restore(entry, allow_trust=True)
     assert restored.mode == "model"
     assert len(labels) == 2
-    assert torch.equal(restored.tensor("fc1.bias"), session.tensor("fc1.bias"))
+    assert torch.equal(restored.document.tensor("fc1.bias"), session.document.tensor("fc1.bias"))
 
 
 def test_a_journal_request_with_an_arch_file_needs_trust(tmp_path, code_file):

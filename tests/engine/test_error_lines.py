@@ -101,7 +101,7 @@ def test_deeply_nested_groups_and_values_are_refused_in_one_line():
         value = [value]
     with pytest.raises(EditError, match=r"^set: nested more than 64 levels deep"):
         session.apply({"op": "set", "target": "w", "value": value})
-    assert torch.equal(session.tensor("w"), torch.zeros(2))
+    assert torch.equal(session.document.tensor("w"), torch.zeros(2))
 
 
 def test_a_deeply_nested_recipe_file_names_the_file(tmp_path):
@@ -261,8 +261,8 @@ def _open_or_file_error(path) -> None:
         assert message.startswith(str(path))
         assert "weights_only=False" not in message
         return
-    for name in session.tensor_names():
-        session.tensor(name)
+    for name in session.document.tensor_names():
+        session.document.tensor(name)
 
 
 def _zip_with_pickle(tmp_path, pickle_bytes: bytes):

@@ -35,7 +35,7 @@ def test_a_backtracking_rename_fails_in_one_line_within_the_deadline():
     message = str(refused.value)
     assert message.startswith("rename.pattern: matching '^(a|aa)+$' took more than 2 s")
     assert "\n" not in message
-    assert session.tensor_names() == list(LONG_NAMES)
+    assert session.document.tensor_names() == list(LONG_NAMES)
     assert not session.can_undo
 
 
@@ -49,7 +49,7 @@ def test_a_backtracking_load_rename_fails_naming_its_rule(tmp_path):
         session.apply({"op": "load", "path": str(path),
                        "rename": [["^b", "c"], [EVIL, "x"]]})
     assert time.process_time() - started < MATCH_SECONDS + 3
-    assert torch.equal(session.tensor("x"), torch.zeros(1))
+    assert torch.equal(session.document.tensor("x"), torch.zeros(1))
 
 
 @pytest.mark.timeout(60)

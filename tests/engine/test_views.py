@@ -103,7 +103,7 @@ def test_diff_of_huge_views_compares_storages(huge_files):
 @pytest.mark.timeout(120)
 def test_statistics_and_previews_of_huge_views_use_the_storage(huge_files):
     session = Session.open(huge_files["rows"])
-    tensor = session.tensor("w")
+    tensor = session.document.tensor("w")
     summary = stats.tensor_stats(tensor)
     assert summary["numel"] == 10**12
     assert summary["min"] == 0

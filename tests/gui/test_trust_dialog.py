@@ -87,8 +87,8 @@ def test_restoring_a_journal_with_code_asks_first(make_window, dialogs, qtbot, t
     qtbot.waitUntil(lambda: not window.tasks.busy and window.session is not None,
                     timeout=20000)
     assert window.session.mode == "model"
-    assert torch.equal(window.session.tensor("features.0.weight"),
-                       session.tensor("features.0.weight"))
+    assert torch.equal(window.session.document.tensor("features.0.weight"),
+                       session.document.tensor("features.0.weight"))
 
 
 def test_a_file_whose_imports_cannot_be_listed_cannot_be_trusted(make_window, dialogs, qtbot,

@@ -20,6 +20,7 @@ from ..errors import ArchError, EditError
 from ..io import hf_folder
 from ..io.file_ties import retie_model
 from ..io.fill import load_checkpoint, report_problems
+from ..schema import Field as F
 from .base import Edit, register
 
 if TYPE_CHECKING:
@@ -32,17 +33,20 @@ class Attach(Edit):
     """Build `arch` and load the checkpoint's tensors into it."""
 
     op = "attach"
-    fields = {"arch": True, "arch_args": False, "seed": False, "strict": False,
-              "strip_prefix": False}
+    fields = (
+        F("arch", "text", "the architecture: torchvision:NAME, file.py:Class, timm:NAME or hf",
+          required=True, label="Architecture"),
+        F("arch_args", "object", "keyword arguments of the architecture", label="Arguments"),
+        F("seed", "seed", "seeds the initial weights of tensors the checkpoint lacks (default 0)"),
+        F("strict", "bool", "refuse when a tensor is missing, unexpected or of another shape",
+          default=False),
+        F("strip_prefix", "text", "removed from the start of every checkpoint name first"),
+    )
     modes = frozenset({"checkpoint"})
 
     def parse(self) -> None:
-        self.get_str("arch")
         if not isinstance(self.spec.get("arch_args", {}), dict):
             raise EditError("attach.arch_args: expected an object of keyword arguments")
-        self.get_bool("strict", False)
-        self.get_str("strip_prefix")
-        self.get_seed()
 
     def describe(self) -> str:
         return f"Attach {self.spec['arch']}"

@@ -16,10 +16,10 @@ selected) goes into `resolved`.
 from __future__ import annotations
 
 import copy
-import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import EditError
+from ..schema import Field, check_fields, check_value
 from ..seeds import draw_seed
 
 if TYPE_CHECKING:
@@ -77,23 +77,16 @@ class Edit:
     """One kind of edit. Subclasses set `op`, `fields` and implement `perform`."""
 
     op: ClassVar[str] = ""
-    #: field name -> required?
-    fields: ClassVar[dict[str, bool]] = {}
+    #: the declared fields (see `engine.schema`): checked when the edit is built, and
+    #: the source of the GUI's labels and of docs/recipes.md's tables
+    fields: ClassVar[tuple[Field, ...]] = ()
     #: document modes the edit works in
     modes: ClassVar[frozenset[str]] = frozenset({"model", "checkpoint"})
     #: set by `Session.apply` when the user trusted the code `code_to_run` declared
     trusted: bool = False
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        allowed = {"op", "label", *self.fields}
-        unknown = sorted(set(spec) - allowed)
-        if unknown:
-            raise EditError(
-                f"{self.op}.{unknown[0]}: unknown field (allowed: {', '.join(sorted(allowed))})"
-            )
-        missing = [name for name, required in self.fields.items() if required and name not in spec]
-        if missing:
-            raise EditError(f"{self.op}.{missing[0]}: required field is missing")
+        check_fields(self.fields, spec, self.op, extra=("op", "label"))
         self.spec: dict[str, Any] = copy.deepcopy(spec)
         #: fields resolved while running that the recipe records (seeds, canonical
         #: names, built modules); they override the spec's in `to_dict`
@@ -105,9 +98,23 @@ class Edit:
             raise EditError(f"{self.op}.label: expected text")
         self.parse()
 
+    @classmethod
+    def field(cls, name: str) -> Field:
+        """The declaration of field `name`.
+
+        Raises
+        ------
+        KeyError : the edit has no such field
+        """
+        for field in cls.fields:
+            if field.name == name:
+                return field
+        raise KeyError(f"{cls.op}.{name}")
+
     # --- to override ----------------------------------------------------------------
     def parse(self) -> None:
-        """Check the types of the fields; raise EditError naming the field."""
+        """Check what the declared fields cannot say alone (one of several fields, a
+        regex that compiles); raise EditError naming the field."""
 
     def describe(self) -> str:
         """A short label for menus and the history panel, e.g. 'Freeze layer1'."""
@@ -162,60 +169,32 @@ class Edit:
             needs = " or ".join(_NEEDS[mode] for mode in sorted(self.modes))
             raise EditError(f"{self.op}: not available in {doc.mode} mode (needs {needs})")
 
-    # --- field readers ---------------------------------------------------------------
+    # --- field readers (the values were checked against the declaration) ------------
     def _name(self, field: str) -> str:
         return f"{self.op}.{field}"
 
     def get_str(self, field: str, default: str | None = None) -> str | None:
         value = self.spec.get(field, default)
-        if value is not None and not isinstance(value, str):
-            raise EditError(f"{self._name(field)}: expected text, got {_type_name(value)}")
-        return value
+        return None if value is None else check_value("text", value, self._name(field))
 
     def get_names(self, field: str) -> list[str] | None:
         """A name or a list of names (globs allowed)."""
         value = self.spec.get(field)
-        if value is None:
-            return None
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise EditError(f"{self._name(field)}: expected a name or a list of names")
-        return list(value)
+        return None if value is None else check_value("names", value, self._name(field))
 
     def get_bool(self, field: str, default: bool = False) -> bool:
-        value = self.spec.get(field, default)
-        if not isinstance(value, bool):
-            raise EditError(f"{self._name(field)}: expected true or false, got {_type_name(value)}")
-        return value
+        return check_value("bool", self.spec.get(field, default), self._name(field))
 
     def get_int(
         self, field: str, default: int | None = None, minimum: int | None = None
     ) -> int | None:
         value = self.spec.get(field, default)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise EditError(f"{self._name(field)}: expected an integer, got {_type_name(value)}")
-        if minimum is not None and value < minimum:
-            raise EditError(f"{self._name(field)}: must be >= {minimum}, got {value}")
-        return value
+        return None if value is None else check_value("int", value, self._name(field),
+                                                      minimum=minimum)
 
     def get_number(self, field: str, default: float | None = None) -> float | None:
         value = self.spec.get(field, default)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise EditError(f"{self._name(field)}: expected a number, got {_type_name(value)}")
-        if not math.isfinite(value):
-            raise EditError(f"{self._name(field)}: must be finite, got {value}")
-        return value
-
-    def get_seed(self) -> int | None:
-        seed = self.get_int("seed")
-        if seed is not None and not 0 <= seed < 2**63:
-            raise EditError(f"{self._name('seed')}: must be in [0, 2**63), got {seed}")
-        return seed
+        return None if value is None else check_value("number", value, self._name(field))
 
 
 def names_text(value: Any, limit: int = 2) -> str:
@@ -224,10 +203,3 @@ def names_text(value: Any, limit: int = 2) -> str:
     if len(names) <= limit + 1:
         return ", ".join(names)
     return f"{', '.join(names[:limit])} and {len(names) - limit} more"
-
-
-def _type_name(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "text",
-            list: "a list", dict: "an object"}.get(type(value), type(value).__name__)

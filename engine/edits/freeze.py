@@ -15,6 +15,7 @@ from torch import nn
 from ..changes import AttrChange, FlagChange
 from ..errors import EditError
 from ..modes import BN_EVAL_MARK
+from ..schema import Field as F
 from .base import Edit, names_text, register
 
 if TYPE_CHECKING:
@@ -22,14 +23,15 @@ if TYPE_CHECKING:
     from ..document import Document
 
 class _RequiresGrad(Edit):
-    fields = {"targets": True, "except": False, "bn_eval": False}
+    fields = (
+        F("targets", "names", "parameters, modules or globs to change", required=True),
+        F("except", "names", "parameters, modules or globs to leave as they are"),
+        F("bn_eval", "bool",
+          "also keep the selected BatchNorm layers in eval mode (or, unfreezing, release them)",
+          default=False, label="BatchNorm in eval mode"),
+    )
     modes = frozenset({"model"})
     requires_grad = True
-
-    def parse(self) -> None:
-        self.get_names("targets")
-        self.get_names("except")
-        self.get_bool("bn_eval")
 
     def describe(self) -> str:
         return f"{self.op.capitalize()} {names_text(self.spec['targets'])}"

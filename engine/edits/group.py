@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import EditError
+from ..schema import Field as F
 from .base import Edit, build_edit, register
 
 if TYPE_CHECKING:
@@ -17,7 +18,9 @@ class Group(Edit):
     """Run `edits` in order inside one transaction; undo reverts them all at once."""
 
     op = "group"
-    fields = {"edits": True}
+    fields = (
+        F("edits", "list", "the edits, applied in order as one step", required=True),
+    )
 
     def parse(self) -> None:
         edits = self.spec["edits"]

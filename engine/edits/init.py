@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import EditError
+from ..schema import Field as F
 from . import init_rules
 from .base import Edit, names_text, register
 
@@ -69,8 +70,18 @@ class Init(Edit):
     """Re-initialize tensors selected by name, glob or module type."""
 
     op = "init"
-    fields = {"targets": False, "types": False, "param": False, "method": False, "args": False,
-              "seed": False, "rules": False, "target": False}
+    fields = (
+        F("targets", "names", "tensors, modules or globs to fill (or give types)"),
+        F("types", "names", "module class names whose parameters are filled (or give targets)"),
+        F("param", "names", "keep only tensors whose last name part is one of these (weight, bias)",
+          label="Only tensors named"),
+        F("method", "text", "a torch.nn.init initializer (kaiming_normal, zeros, ...) or reset"),
+        F("args", "object", "keyword arguments of the initializer", label="Arguments"),
+        F("seed", "seed", "seeds the random numbers; drawn and recorded when absent"),
+        F("rules", "list",
+          "per-type rules {types, param, method, args}, as model.apply(weight_init)"),
+        F("target", "text", "with rules: the module whose apply() runs them (default the model)"),
+    )
 
     def parse(self) -> None:
         self.rules: list[init_rules.Rule] | None = None
@@ -81,8 +92,6 @@ class Init(Edit):
                 raise EditError(f"init.{others[0]}: with 'rules', each rule has its own "
                                 "types, param, method and args")
             self.rules = init_rules.parse_rules(self.spec["rules"], check_method)
-            self.get_str("target")
-            self.get_seed()
             return
         if "target" in self.spec:
             raise EditError("init.target: only with 'rules' (a module whose apply() runs "
@@ -92,11 +101,7 @@ class Init(Edit):
         method = self.get_str("method")
         if ("targets" in self.spec) == ("types" in self.spec):
             raise EditError("init: give exactly one of 'targets' or 'types' (or 'rules')")
-        self.get_names("targets")
-        self.get_names("types")
-        self.get_names("param")
         check_method(method, self.spec.get("args", {}), "init")
-        self.get_seed()
 
     def describe(self) -> str:
         if self.rules is not None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import EditError, FileError
 from ..io import read_state_dict
 from ..name_patterns import Substitution, compile_pattern
+from ..schema import Field as F
 from .base import Edit, register
 
 if TYPE_CHECKING:
@@ -27,16 +28,19 @@ class Load(Edit):
     """Load weights from a file into matching tensors."""
 
     op = "load"
-    fields = {"path": True, "strict": False, "strip_prefix": False, "rename": False,
-              "skip_mismatched": False, "include": False, "exclude": False}
+    fields = (
+        F("path", "text", "a state-dict file (.safetensors, .pt, .bin, ...)", required=True,
+          label="File"),
+        F("strict", "bool", "refuse unless every name matches", default=False),
+        F("strip_prefix", "names", "prefixes removed from the file's keys (the first that fits)"),
+        F("rename", "list", "[regex, replacement] pairs applied to the file's keys"),
+        F("skip_mismatched", "bool", "leave tensors of another shape out instead of refusing",
+          default=False),
+        F("include", "names", "globs: load only these names", label="Only names"),
+        F("exclude", "names", "globs: never load these names", label="Except names"),
+    )
 
     def parse(self) -> None:
-        self.get_str("path")
-        self.get_bool("strict", False)
-        self.get_bool("skip_mismatched", False)
-        self.get_names("strip_prefix")
-        self.get_names("include")
-        self.get_names("exclude")
         rename = self.spec.get("rename", [])
         if not isinstance(rename, list) or not all(
             isinstance(pair, list | tuple) and len(pair) == 2

@@ -16,6 +16,7 @@ from torch import nn
 from .. import paths
 from ..errors import EditError
 from ..module_spec import build_module, input_size
+from ..schema import Field as F
 from .base import Edit, register
 
 if TYPE_CHECKING:
@@ -59,15 +60,18 @@ class Replace(Edit):
     """Replace the submodule at `target` with a layer built from `module`."""
 
     op = "replace"
-    fields = {"target": True, "module": True, "seed": False}
+    fields = (
+        F("target", "text", "the module to replace", required=True),
+        F("module", "object", "the new layer, e.g. {\"type\": \"Linear\", \"out_features\": 10}",
+          required=True),
+        F("seed", "seed", "seeds the random numbers; drawn and recorded when absent"),
+    )
     modes = frozenset({"model"})
 
     def parse(self) -> None:
-        self.get_str("target")
         if not isinstance(self.spec["module"], dict):
             raise EditError("replace.module: expected an object such as "
                             '{"type": "Linear", "out_features": 10}')
-        self.get_seed()
 
     def describe(self) -> str:
         return f"Replace {self.value('target')} with {self.spec['module'].get('type', '?')}"
@@ -120,13 +124,19 @@ class ReplaceHead(Edit):
     op = "replace_head"
     # `module` is written in when the edit runs (the exact head built, sizes included),
     # so the recipe and the exported script need no model to know what was built.
-    fields = {"num_classes": True, "target": False, "hidden": False, "dropout": False,
-              "seed": False, "module": False}
+    fields = (
+        F("num_classes", "int", "classes of the new classifier", required=True, minimum=1,
+          label="Classes"),
+        F("target", "text", "the classifier to replace (found when absent)", label="Layer"),
+        F("hidden", "any", "sizes of hidden layers before the output layer (an MLP head)",
+          label="Hidden layers"),
+        F("dropout", "number", "dropout before each linear layer, in [0, 1)"),
+        F("seed", "seed", "seeds the random numbers; drawn and recorded when absent"),
+        F("module", "object", "the exact head built; recorded when the edit runs"),
+    )
     modes = frozenset({"model"})
 
     def parse(self) -> None:
-        self.get_int("num_classes", minimum=1)
-        self.get_str("target")
         hidden = self.spec.get("hidden", [])
         if isinstance(hidden, int) and not isinstance(hidden, bool):
             hidden = [hidden]
@@ -138,7 +148,6 @@ class ReplaceHead(Edit):
         dropout = self.get_number("dropout")
         if dropout is not None and not 0 <= dropout < 1:
             raise EditError(f"replace_head.dropout: must be in [0, 1), got {dropout}")
-        self.get_seed()
 
     def describe(self) -> str:
         return f"Replace head ({self.spec['num_classes']} classes)"

@@ -16,6 +16,7 @@ from ..checkpoint import Slot
 from ..errors import EditError
 from ..io.dtypes import dtype_name, parse_dtype
 from ..name_patterns import Substitution, compile_pattern
+from ..schema import Field as F
 from .base import Edit, names_text, register
 from .init import INITIALIZERS, initializer, initializer_parameters, is_random
 
@@ -33,7 +34,12 @@ class Rename(Edit):
     """Rename one tensor (`target` -> `to`) or many by regex (`pattern` -> `replacement`)."""
 
     op = "rename"
-    fields = {"target": False, "to": False, "pattern": False, "replacement": False}
+    fields = (
+        F("target", "text", "the tensor to rename (with to)"),
+        F("to", "text", "its new name", label="New name"),
+        F("pattern", "text", "a regular expression over every name (with replacement)"),
+        F("replacement", "text", "what each match becomes (\\1 for groups)"),
+    )
     modes = frozenset({"checkpoint"})
 
     def parse(self) -> None:
@@ -98,7 +104,9 @@ class Delete(Edit):
     """Remove tensors (names or globs); tied names are removed one by one."""
 
     op = "delete"
-    fields = {"targets": True}
+    fields = (
+        F("targets", "names", "tensors or globs to remove", required=True),
+    )
     modes = frozenset({"checkpoint"})
 
     def parse(self) -> None:
@@ -126,7 +134,10 @@ class Copy(Edit):
     """Add `to` as an independent copy of tensor `source`, right after it."""
 
     op = "copy"
-    fields = {"source": True, "to": True}
+    fields = (
+        F("source", "text", "the tensor to copy", required=True),
+        F("to", "text", "the new tensor's name", required=True, label="New name"),
+    )
     modes = frozenset({"checkpoint"})
 
     def parse(self) -> None:
@@ -181,10 +192,12 @@ class Cast(Edit):
     """
 
     op = "cast"
-    fields = {"targets": True, "dtype": True}
+    fields = (
+        F("targets", "names", "tensors, modules or globs to cast", required=True),
+        F("dtype", "text", "the new dtype: float16, bfloat16, float32, int8, ...", required=True),
+    )
 
     def parse(self) -> None:
-        self.get_names("targets")
         text = self.get_str("dtype")
         dtype = parse_dtype(text or "")
         if dtype is None:
@@ -218,10 +231,17 @@ class Resize(Edit):
     values, new positions are filled by an initializer (`method`, default zeros)."""
 
     op = "resize"
-    fields = {"target": True, "shape": True, "method": False, "args": False, "seed": False}
+    fields = (
+        F("target", "text", "the tensor to resize", required=True),
+        F("shape", "list", "the new shape, as many dims as before", required=True,
+          label="New shape"),
+        F("method", "text", "initializer of the new positions", default="zeros",
+          label="New elements"),
+        F("args", "object", "keyword arguments of the initializer", label="Arguments"),
+        F("seed", "seed", "seeds the random numbers; drawn and recorded when absent"),
+    )
 
     def parse(self) -> None:
-        self.get_str("target")
         shape = self.spec["shape"]
         if not isinstance(shape, list) or not all(
             isinstance(size, int) and not isinstance(size, bool) and size >= 0 for size in shape
@@ -239,7 +259,6 @@ class Resize(Edit):
             if key not in accepted:
                 raise EditError(f"resize.args.{key}: '{method}' takes "
                                 f"{', '.join(accepted) or 'no arguments'}")
-        self.get_seed()
 
     def describe(self) -> str:
         return f"Resize {self.value('target')} to {'x'.join(map(str, self.spec['shape']))}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..schema import Field as F
 from .base import Edit, register
 
 if TYPE_CHECKING:
@@ -23,11 +24,10 @@ class Tie(Edit):
     """Make `target` the same object as `source` (tensors of equal shape, or modules)."""
 
     op = "tie"
-    fields = {"target": True, "source": True}
-
-    def parse(self) -> None:
-        self.get_str("target")
-        self.get_str("source")
+    fields = (
+        F("target", "text", "the tensor or module that will share", required=True),
+        F("source", "text", "the tensor or module shared", required=True),
+    )
 
     def describe(self) -> str:
         return f"Tie {self.value('target')} to {self.value('source')}"
@@ -44,10 +44,9 @@ class Untie(Edit):
     """Give a tied `target` its own copy, with the same values and flags."""
 
     op = "untie"
-    fields = {"target": True}
-
-    def parse(self) -> None:
-        self.get_str("target")
+    fields = (
+        F("target", "text", "the tied tensor or module that gets its own copy", required=True),
+    )
 
     def describe(self) -> str:
         return f"Untie {self.value('target')}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..training.config import TrainConfig, step_label
+from ..training.config import TRAIN_FIELDS, TrainConfig, step_label
 from .base import Edit, register
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ class Train(Edit):
     """Train the model with the recorded settings; undo restores the weights exactly."""
 
     op = "train"
-    fields = dict.fromkeys(TrainConfig.field_names(), False)
+    fields = TRAIN_FIELDS
     modes = frozenset({"model"})
 
     def parse(self) -> None:

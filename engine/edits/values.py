@@ -10,6 +10,7 @@ from ..document.rows import shape_text
 from ..errors import EditError
 from ..expr import compile_expr
 from ..indexing import parse_index, region_shape
+from ..schema import Field as F
 from .base import Edit, names_text, register
 from .common import require_float
 
@@ -23,23 +24,24 @@ class SetValues(Edit):
     """Set a tensor, or a region of it, to a value, an expression over `x`, or a copy."""
 
     op = "set"
-    fields = {"target": True, "index": False, "value": False, "expr": False, "from": False,
-              "seed": False}
+    fields = (
+        F("target", "text", "the tensor to write", required=True),
+        F("index", "text", "a region in NumPy notation, e.g. 0, :, :3", label="Region"),
+        F("value", "any", "a number or nested list, broadcast to the region"),
+        F("expr", "text", "an expression over x, the region's values", label="Expression"),
+        F("from", "text", "another tensor, copied and cast", label="Source"),
+        F("seed", "seed", "seeds the random numbers; drawn and recorded when absent"),
+    )
 
     def parse(self) -> None:
-        self.get_str("target")
-        self.get_str("index")
         sources = [key for key in ("value", "expr", "from") if key in self.spec]
         if len(sources) != 1:
             raise EditError("set: give exactly one of 'value', 'expr' or 'from'")
         self.source = sources[0]
         if self.source == "expr":
             self.compiled = compile_expr(self.spec["expr"], "set.expr")
-        elif self.source == "from":
-            self.get_str("from")
-        else:
+        elif self.source != "from":
             self.constant = _constant(self.spec["value"])
-        self.get_seed()
 
     def describe(self) -> str:
         where = self.value("target") + (f"[{self.spec['index']}]" if "index" in self.spec else "")
@@ -123,11 +125,10 @@ def _all_int(value: Any) -> bool:
 class _ScalarOp(Edit):
     """Multiply or add a number to whole tensors in place."""
 
-    fields = {"targets": True, "value": True}
-
-    def parse(self) -> None:
-        self.get_names("targets")
-        self.get_number("value")
+    fields = (
+        F("targets", "names", "tensors, modules or globs to change", required=True),
+        F("value", "number", "the number to multiply by or add", required=True),
+    )
 
     def perform(self, doc: Document, tx: Transaction) -> Any:
         # A glob or module selects its floating-point tensors, as a loop over a model's

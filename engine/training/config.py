@@ -7,11 +7,11 @@ that names the field: `train.lr: must be > 0, got -1`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..errors import EditError
+from ..schema import Field, check_value
 
 TASKS = ("classification", "regression")
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -22,32 +22,46 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 BUILTIN_DATA = ("synthetic", "demo")
 
 
+#: the settings, declared once: the edit "train", the CLI, the GUI panel and the
+#: documentation read them from here
+TRAIN_FIELDS = (
+    Field("data", "text", "synthetic, demo, or the path of an image folder or a tensor file "
+          "(.pt/.pth, .safetensors, .npz with inputs/targets or x/y)", default="synthetic"),
+    Field("task", "choice", "classification (cross-entropy, accuracy) or regression (MSE); "
+          "taken from the targets when absent", choices=TASKS, nullable=True),
+    Field("optimizer", "choice", "sgd (with momentum), adam or adamw", default="adam",
+          choices=OPTIMIZERS),
+    Field("lr", "number", "base learning rate", default=1e-3, minimum=0.0, above_minimum=True,
+          label="Learning rate"),
+    Field("lr_multipliers", "object", "module or tensor name (globs allowed) -> factor of lr; "
+          'later entries win, e.g. {"fc": 10}', default={}),
+    Field("momentum", "number", "SGD momentum", default=0.9, minimum=0.0),
+    Field("weight_decay", "number", "L2 (SGD, Adam) or decoupled (AdamW) weight decay",
+          default=0.0, minimum=0.0),
+    Field("batch_size", "int", "samples per step (at most the size of the data)", default=32,
+          minimum=1),
+    Field("steps", "int", "optimizer steps (or give epochs)", default=100, minimum=1,
+          nullable=True),
+    Field("epochs", "int", "passes over the data (instead of steps)", minimum=1, nullable=True),
+    Field("seed", "seed", "seeds data order, synthetic data and dropout; drawn and recorded "
+          "when absent", nullable=True),
+    Field("device", "text", "auto, cpu, cuda, cuda:N or mps", default="auto"),
+    Field("precision", "choice", "fp32, or mixed precision bf16 (CUDA or CPU) / fp16 (CUDA)",
+          default="fp32", choices=PRECISIONS),
+    Field("input_shape", "list", "one sample's shape for synthetic data (proposed from the "
+          "model when absent)", nullable=True),
+    Field("num_classes", "int", "classes of synthetic targets (the model's output size when "
+          "absent)", minimum=1, nullable=True),
+    Field("samples", "int", "size of the synthetic data set (cycled, so the model can fit it)",
+          default=256, minimum=1),
+    Field("image_size", "int", "side of the square images an image folder is resized to "
+          "(proposed when absent)", minimum=1, nullable=True),
+)
+
+
 @dataclass
 class TrainConfig:
-    """What to train on and how.
-
-    Parameters
-    ----------
-    data : "synthetic", "demo", or the path of an image folder or a tensor file
-        (.pt/.pth, .safetensors, .npz with `inputs`/`targets` or `x`/`y`)
-    task : "classification" (cross-entropy, accuracy), "regression" (MSE), or None to
-        take it from the targets (integers: classification)
-    optimizer : "sgd" (with momentum), "adam" or "adamw"
-    lr : base learning rate
-    lr_multipliers : module or tensor name (globs allowed) -> factor of `lr`; later
-        entries win where two select the same tensor, e.g. {"fc": 10.0}
-    momentum : SGD momentum
-    weight_decay : L2 (SGD, Adam) or decoupled (AdamW) weight decay
-    batch_size : samples per step (at most the size of the data)
-    steps : optimizer steps; or `epochs` passes over the data (not both)
-    seed : seeds data order, synthetic data and dropout; drawn and recorded when None
-    device : "auto", "cpu", "cuda", "cuda:N" or "mps"
-    precision : "fp32", or mixed precision "bf16" (CUDA or CPU) / "fp16" (CUDA)
-    input_shape : one sample's shape for synthetic data (proposed from the model if None)
-    num_classes : classes of synthetic targets (the model's output size if None)
-    samples : size of the synthetic data set (cycled, so the model can fit it)
-    image_size : side of the square images an image folder is resized to (proposed if None)
-    """
+    """What to train on and how; the fields are documented in `TRAIN_FIELDS`."""
 
     data: str = "synthetic"
     task: str | None = None
@@ -100,79 +114,37 @@ class TrainConfig:
         return values
 
     def validate(self, prefix: str = "train") -> None:
-        """Check every field's type and range; raise EditError naming the field."""
+        """Check every field against its declaration, then what no one field can say;
+        raise EditError naming the field."""
 
         def bad(name: str, problem: str) -> EditError:
             return EditError(f"{prefix}.{name}: {problem}")
 
-        if not isinstance(self.data, str) or not self.data.strip():
+        if isinstance(self.input_shape, tuple):
+            self.input_shape = list(self.input_shape)
+        for declared in TRAIN_FIELDS:
+            setattr(self, declared.name, declared.check(getattr(self, declared.name), prefix))
+        if not self.data.strip():
             raise bad("data", "expected 'synthetic', 'demo' or the path of a folder or file")
-        _choice(self.task, TASKS, bad("task", f"expected one of {', '.join(TASKS)}"),
-                optional=True)
-        _choice(self.optimizer, OPTIMIZERS,
-                bad("optimizer", f"expected one of {', '.join(OPTIMIZERS)}"))
-        _choice(self.precision, PRECISIONS,
-                bad("precision", f"expected one of {', '.join(PRECISIONS)}"))
-        self.lr = _number(self.lr, bad, "lr", minimum=0.0, strict=True)
-        self.momentum = _number(self.momentum, bad, "momentum", minimum=0.0)
-        self.weight_decay = _number(self.weight_decay, bad, "weight_decay", minimum=0.0)
-        if not isinstance(self.lr_multipliers, dict):
-            raise bad("lr_multipliers", "expected an object such as {\"fc\": 10}")
+        self.lr = float(self.lr)
+        self.momentum = float(self.momentum)
+        self.weight_decay = float(self.weight_decay)
         for pattern, factor in self.lr_multipliers.items():
             if not isinstance(pattern, str) or not pattern:
                 raise bad("lr_multipliers", "keys must be module or tensor names")
-            self.lr_multipliers[pattern] = _number(factor, bad, f"lr_multipliers.{pattern}",
-                                                   minimum=0.0)
-        _integer(self.batch_size, bad, "batch_size", 1)
-        _integer(self.steps, bad, "steps", 1, optional=True)
-        _integer(self.epochs, bad, "epochs", 1, optional=True)
+            self.lr_multipliers[pattern] = float(check_value(
+                "number", factor, f"{prefix}.lr_multipliers.{pattern}", minimum=0.0))
         if self.steps is not None and self.epochs is not None:
             raise bad("epochs", "give steps or epochs, not both")
         if self.steps is None and self.epochs is None:
             raise bad("steps", "give steps or epochs")
-        _integer(self.seed, bad, "seed", 0, optional=True)
-        if self.seed is not None and self.seed >= 2**63:
-            raise bad("seed", f"must be < 2**63, got {self.seed}")
-        _integer(self.samples, bad, "samples", 1)
-        _integer(self.num_classes, bad, "num_classes", 1, optional=True)
-        _integer(self.image_size, bad, "image_size", 1, optional=True)
         if self.input_shape is not None:
             shape = self.input_shape
-            if isinstance(shape, tuple):
-                shape = self.input_shape = list(shape)
-            if (not isinstance(shape, list) or not shape
-                    or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0
-                               for n in shape)):
+            if (not shape or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0
+                                     for n in shape)):
                 raise bad("input_shape", "expected a list of positive sizes, e.g. [3, 64, 64]")
-        if not isinstance(self.device, str) or not _device_ok(self.device):
+        if not _device_ok(self.device):
             raise bad("device", "expected auto, cpu, cuda, cuda:N or mps")
-
-
-def _choice(value: Any, allowed: tuple[str, ...], error: EditError, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if value not in allowed:
-        raise error
-
-
-def _number(value: Any, bad: Any, name: str, minimum: float, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise bad(name, "expected a number")
-    if not math.isfinite(value):
-        raise bad(name, f"must be finite, got {value}")
-    if value < minimum or (strict and value == minimum):
-        relation = ">" if strict else ">="
-        raise bad(name, f"must be {relation} {minimum:g}, got {value:g}")
-    return float(value)
-
-
-def _integer(value: Any, bad: Any, name: str, minimum: int, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise bad(name, "expected an integer")
-    if value < minimum:
-        raise bad(name, f"must be >= {minimum}, got {value}")
 
 
 def _device_ok(device: str) -> bool:

@@ -23,7 +23,16 @@ from PySide6.QtWidgets import (
 
 from engine.arch import parse_arch_args
 
-from .fields import Field, FormDialog, combo, int_list, integer, line_edit, number, parse_literal
+from .fields import (
+    FormDialog,
+    combo,
+    edit_field,
+    int_list,
+    integer,
+    line_edit,
+    number,
+    parse_literal,
+)
 
 if TYPE_CHECKING:
     from engine.session import Session
@@ -50,16 +59,16 @@ class SetDialog(FormDialog):
         for radio in (self.value_radio, self.expr_radio, self.from_radio):
             group.addButton(radio)
         self.value_radio.setChecked(True)
-        self.value_field = Field("value", "Value", line_edit("0", "a number or a nested list"),
+        self.value_field = edit_field("set", "value", line_edit("0", "a number or a nested list"),
                                  parse_literal)
-        self.expr_field = Field("expr", "Expression", line_edit(
+        self.expr_field = edit_field("set", "expr", line_edit(
             "", "e.g. x * 0.5, clamp(x, -1, 1), randn_like(x) * 0.02",
             "x is the tensor (or the region); arithmetic, comparisons and common torch "
             "functions are allowed"))
         shape, dtype = session.document.tensor_meta(names[0])
         same = [other for other in session.document.tensor_names()
                 if other not in names and session.document.tensor_meta(other) == (shape, dtype)]
-        self.from_field = Field("from", "Source", combo(same, editable=True))
+        self.from_field = edit_field("set", "from", combo(same, editable=True))
         form.addRow(self.value_radio, self.value_field.widget)
         form.addRow(self.expr_radio, self.expr_field.widget)
         form.addRow(self.from_radio, self.from_field.widget)
@@ -69,10 +78,10 @@ class SetDialog(FormDialog):
         self.from_field.widget.activated.connect(lambda _: self.from_radio.setChecked(True))
         # The choice first, then where and how (the form of region and seed below it).
         self.layout_.insertWidget(self.layout_.indexOf(self.form), box)
-        self.index_field = Field("index", "Region", line_edit(
+        self.index_field = edit_field("set", "index", line_edit(
             "", "whole tensor (or e.g. 0, :3)", "NumPy-style index of the region to set"),
             optional=True)
-        self.seed_field = Field("seed", "Seed", line_edit("", "for random expressions"),
+        self.seed_field = edit_field("set", "seed", line_edit("", "for random expressions"),
                                 integer(0), optional=True)
         self.add_field(self.index_field)
         self.add_field(self.seed_field)
@@ -118,7 +127,7 @@ class ScalarDialog(FormDialog):
                                                                     else "the value:"))
         self.op = op
         self.targets = targets
-        self.add_field(Field("value", "Value", line_edit("1.0" if op == "scale" else "0.0"),
+        self.add_field(edit_field(op, "value", line_edit("1.0" if op == "scale" else "0.0"),
                              number))
         self.finish_layout()
 
@@ -192,15 +201,16 @@ class ReplaceHeadDialog(FormDialog):
             head = find_head(session.document.model)
         except EditError:
             head = ""
-        self.add_field(Field("num_classes", "Classes", line_edit("10"), integer(1)))
-        self.add_field(Field("target", "Layer", line_edit(head, "the classifier's path"),
-                             optional=True))
-        self.add_field(Field("hidden", "Hidden layers", line_edit("", "none (or e.g. 256, 128)"),
-                             int_list, optional=True))
-        self.add_field(Field("dropout", "Dropout", line_edit("", "none (or e.g. 0.2)"), number,
-                             optional=True))
-        self.add_field(Field("seed", "Seed", line_edit("", "drawn and recorded when empty"),
-                             integer(0), optional=True))
+        op = "replace_head"
+        self.add_field(edit_field(op, "num_classes", line_edit("10"), integer(1)))
+        self.add_field(edit_field(op, "target", line_edit(head, "the classifier's path"),
+                                  optional=True))
+        self.add_field(edit_field(op, "hidden", line_edit("", "none (or e.g. 256, 128)"),
+                                  int_list, optional=True))
+        self.add_field(edit_field(op, "dropout", line_edit("", "none (or e.g. 0.2)"), number,
+                                  optional=True))
+        self.add_field(edit_field(op, "seed", line_edit("", "drawn and recorded when empty"),
+                                  integer(0), optional=True))
         self.finish_layout()
 
     def spec(self) -> dict[str, Any]:
@@ -227,17 +237,17 @@ class TensorOpDialog(FormDialog):
         shape, dtype = session.document.tensor_meta(name)
         if op in ("rename", "copy"):
             suggestion = name if op == "rename" else f"{name}_copy"
-            self.add_field(Field("to", "New name", line_edit(suggestion)))
+            self.add_field(edit_field(op, "to", line_edit(suggestion)))
         elif op == "cast":
             current = str(dtype).removeprefix("torch.")
-            self.add_field(Field("dtype", "Dtype", combo(list(_DTYPES), current)))
+            self.add_field(edit_field(op, "dtype", combo(list(_DTYPES), current)))
         elif op == "resize":
             from engine.edits.init import INITIALIZERS
 
-            self.add_field(Field("shape", "New shape", line_edit(
+            self.add_field(edit_field(op, "shape", line_edit(
                 ", ".join(str(size) for size in shape)), int_list))
-            self.add_field(Field("method", "New elements", combo(list(INITIALIZERS), "zeros")))
-            self.add_field(Field("seed", "Seed", line_edit("", "for random initializers"),
+            self.add_field(edit_field(op, "method", combo(list(INITIALIZERS), "zeros")))
+            self.add_field(edit_field(op, "seed", line_edit("", "for random initializers"),
                                  integer(0), optional=True))
         self.finish_layout()
 
@@ -269,14 +279,14 @@ class AttachDialog(FormDialog):
 
         folder = session.source.get("folder")
         found = model_folder(folder) if folder else None
-        self.add_field(Field("arch", "Architecture", line_edit(
+        self.add_field(edit_field("attach", "arch", line_edit(
             HF_SPEC if found is not None else "",
             "torchvision:resnet18, path/to/model.py:Net or hf",
             f"hf: the {found['architecture'] or found['model_type']} of {folder}/config.json"
             if found is not None else "")))
-        self.add_field(Field("arch_args", "Arguments", line_edit(
+        self.add_field(edit_field("attach", "arch_args", line_edit(
             "", 'JSON, e.g. {"num_classes": 10}'), parse_arch_args, optional=True))
-        self.add_field(Field("strip_prefix", "Strip prefix", line_edit(prefix, "e.g. module."),
+        self.add_field(edit_field("attach", "strip_prefix", line_edit(prefix, "e.g. module."),
                              optional=True))
         self.strict = QCheckBox("Every tensor must fit (strict)", self)
         self.form.addRow(self.strict)

@@ -296,6 +296,18 @@ def _annotation_tip(parameter: inspect.Parameter) -> str:
     return f"{parameter.name}: {getattr(annotation, '__name__', annotation)}"
 
 
+def edit_field(op: str, name: str, widget: QWidget, parse: Callable[[str], Any] | None = None,
+               optional: bool = False) -> Field:
+    """A field for field `name` of the edit `op`: labelled and explained (tooltip) by the
+    edit's own declaration, so a form says what docs/recipes.md says."""
+    from engine.edits import EDIT_TYPES
+
+    declared = EDIT_TYPES[op].field(name)
+    if not widget.toolTip():
+        widget.setToolTip(declared.doc[:1].upper() + declared.doc[1:] + ".")
+    return Field(name, declared.title, widget, parse, optional)
+
+
 class FormDialog(QDialog):
     """A dialog with a form of Fields that accepts only valid input.
 

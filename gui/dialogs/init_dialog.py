@@ -28,7 +28,16 @@ from PySide6.QtWidgets import (
 from engine.edits.init import METHODS, initializer_parameters, is_random
 from engine.errors import WeightsmithError
 
-from .fields import Field, FormDialog, combo, integer, line_edit, names_list, signature_fields
+from .fields import (
+    Field,
+    FormDialog,
+    combo,
+    edit_field,
+    integer,
+    line_edit,
+    names_list,
+    signature_fields,
+)
 from .rule_table import RuleTable
 
 if TYPE_CHECKING:
@@ -69,7 +78,7 @@ class InitDialog(FormDialog):
         self.types_combo.setEnabled(False)
         self.types_radio.toggled.connect(self.types_combo.setEnabled)
         target_form.addRow(self.types_radio, self.types_combo)
-        self.param_field = Field("param", "Only tensors named",
+        self.param_field = edit_field("init", "param",
                                  line_edit("", "all (or e.g. weight, bias)",
                                            "Keep only tensors whose last name part is one of "
                                            "these"), names_list, optional=True)
@@ -92,7 +101,7 @@ class InitDialog(FormDialog):
         self.rules_box.setVisible(False)
         self.rules_radio.toggled.connect(self._on_rules_toggled)
 
-        self.method_field = Field("method", "Method", combo(list(METHODS), "kaiming_normal"))
+        self.method_field = edit_field("init", "method", combo(list(METHODS), "kaiming_normal"))
         self.form.addRow("Method:", self.method_field.widget)
         self.args_box = QGroupBox("Arguments", self)
         self.args_form = QFormLayout(self.args_box)
@@ -100,7 +109,7 @@ class InitDialog(FormDialog):
         self.arg_fields: list[Field] = []
         seed_box = QGroupBox("Randomness", self)
         seed_form = QFormLayout(seed_box)
-        self.seed_field = Field("seed", "Seed",
+        self.seed_field = edit_field("init", "seed",
                                 line_edit("", "drawn and recorded when empty",
                                           "The same seed gives the same values"),
                                 integer(0), optional=True)

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from . import base
-from .fields import Field, FormDialog, line_edit, names_list
+from .fields import FormDialog, edit_field, line_edit, names_list
 
 
 def parse_rename(text: str) -> list[list[str]]:
@@ -46,17 +46,17 @@ class LoadDialog(FormDialog):
                          intro="Copy matching tensors from a file into the document.")
         self.folder = folder
         self.path_field = self.add_path_field(
-            Field("path", "File", line_edit("", "a .safetensors or .pt file")), self._browse)
+            edit_field("load", "path", line_edit("", "a .safetensors or .pt file")), self._browse)
         self.strict = QCheckBox("Every name must match (strict)", self)
         self.skip = QCheckBox("Skip tensors of another shape", self)
         self.form.addRow(self.strict)
         self.form.addRow(self.skip)
-        self.add_field(Field("strip_prefix", "Strip prefix",
+        self.add_field(edit_field("load", "strip_prefix",
                              line_edit("", "e.g. module. (comma-separated)"), names_list,
                              optional=True))
-        self.add_field(Field("include", "Only names", line_edit("", "globs, e.g. layer4.*"),
+        self.add_field(edit_field("load", "include", line_edit("", "globs, e.g. layer4.*"),
                              names_list, optional=True))
-        self.add_field(Field("exclude", "Except names", line_edit("", "globs, e.g. fc.*"),
+        self.add_field(edit_field("load", "exclude", line_edit("", "globs, e.g. fc.*"),
                              names_list, optional=True))
         self.rename_edit = QPlainTextEdit(self)
         self.rename_edit.setPlaceholderText("one rule per line: ^encoder\\. -> backbone.")

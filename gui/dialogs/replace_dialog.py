@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QFormLayout, QGroupBox, QPlainTextEdit, QWidget
 
 from engine.module_spec import LAYERS
 
-from .fields import Field, FormDialog, combo, integer, line_edit, signature_fields
+from .fields import Field, FormDialog, combo, edit_field, integer, line_edit, signature_fields
 
 if TYPE_CHECKING:
     from engine.session import Session
@@ -55,8 +55,9 @@ class ReplaceDialog(FormDialog):
         self.json_edit.setPlaceholderText('{"type": "Sequential", "layers": [{"type": "Linear", '
                                           '"out_features": 64}, {"type": "ReLU"}]}')
         self.layout_.addWidget(self.json_edit)
-        self.seed_field = Field("seed", "Seed", line_edit("", "drawn and recorded when empty"),
-                                integer(0), optional=True)
+        self.seed_field = edit_field("replace", "seed",
+                                     line_edit("", "drawn and recorded when empty"),
+                                     integer(0), optional=True)
         seed_form = QFormLayout()
         seed_form.addRow("Seed:", self.seed_field.widget)
         self.fields["seed"] = self.seed_field

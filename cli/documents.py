@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from engine import arch
-from engine.documents import model_session
 from engine.errors import ArchError
 from engine.io.fill import report_notes, report_problems
+from engine.opening import open_model
 from engine.session import Session
 
 from .progress_bar import TerminalProgress
@@ -115,7 +115,7 @@ def open_document(args: argparse.Namespace, *, meta: bool = False,
         return open_path(args, path)
     if not args.arch:
         raise ArchError("--arch: required (e.g. --arch torchvision:resnet18), or give a file")
-    session = model_session(args.arch, parse_arch_args(args.arch_args), args.weights, meta=meta,
+    session = open_model(args.arch, parse_arch_args(args.arch_args), args.weights, meta=meta,
                             strict=strict_of(args))
     report_load(session)
     return session

@@ -9,8 +9,6 @@ from types import ModuleType
 
 import torch
 
-from .session import Session
-
 DEMO_DIR = Path(__file__).resolve().parent.parent / "resources" / "demo"
 MODEL_FILE = DEMO_DIR / "digits_cnn.py"
 WEIGHTS_FILE = DEMO_DIR / "digits_cnn.safetensors"
@@ -50,10 +48,3 @@ def demo_split(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """The fixed train/test split the demo weights were trained with."""
     data = _module(DEMO_DIR / "digits_data.py", "weightsmith_demo_digits_data")
     return data.split_indices(n, seed=seed)
-
-
-def demo_session() -> Session:
-    """A Session over the trained demo model."""
-    session = Session(demo_model())
-    session.source = {"arch": ARCH_SPEC, "weights": str(WEIGHTS_FILE), "demo": True}
-    return session

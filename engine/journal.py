@@ -12,12 +12,8 @@ Saving adds a *base*: the saved file plus how many recipe edits it already holds
 a restore after a save replays only what came after it. Bases are tried newest
 first; one whose file was overwritten by a later save is dropped.
 
-Open requests are JSON-ready dicts, also used by the GUI to open documents:
-
-- `{"kind": "demo"}`: the built-in demo;
-- `{"kind": "file", "path": P, "arch": A|None, "arch_args": {...}|None, "trust": bool,
-  "options": {"choice": ..., "strip_prefix": ..., "strict": ...}}`;
-- `{"kind": "arch", "arch": A, "arch_args": {...}|None, "weights": P|None}`.
+Open requests are the JSON-ready dicts of `engine.opening` (which opens them, for the
+journal and the GUI alike).
 """
 
 from __future__ import annotations
@@ -34,14 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import EditError, FileError, WeightsmithError
 from .io.atomic import atomic_write_bytes
-from .progress import Progress, report
+from .progress import Progress
 
 if TYPE_CHECKING:
     from .session import Session
 
 JOURNAL_VERSION = 1
-#: the options of `Session.open` an open request may carry
-OPEN_OPTIONS = frozenset({"choice", "strip_prefix", "strict", "seed"})
 APP_NAME = "weightsmith"
 
 
@@ -77,48 +71,6 @@ def describe_request(request: dict[str, Any] | None) -> str:
         weights = request.get("weights")
         return str(request.get("arch")) + (f" with {Path(weights).name}" if weights else "")
     return "an unknown document"
-
-
-def open_request(request: dict[str, Any], progress: Progress | None = None, *,
-                 trust: bool = False) -> Session:
-    """Open the document an open request describes.
-
-    `trust` (or the request's own "trust") allows what `Session.open`'s trust allows;
-    the caller asked the user first (see `engine.code_needs.request_code`).
-
-    Raises
-    ------
-    FileError, ArchError : the file or architecture cannot be opened
-    EditError : the request itself is malformed
-    """
-    if not isinstance(request, dict):
-        raise EditError("open request: expected an object with a 'kind'")
-    kind = request.get("kind")
-    report(progress, 0.0, "Opening")
-    if kind == "demo":
-        from .demo import demo_session
-
-        session = demo_session()
-    elif kind == "file":
-        from .session import Session
-
-        options = request.get("options") or {}
-        if not isinstance(options, dict) or set(options) - OPEN_OPTIONS:
-            raise EditError(f"open request: options must be an object with only "
-                            f"{', '.join(sorted(OPEN_OPTIONS))}")
-        session = Session.open(str(request["path"]), arch=request.get("arch"),
-                               arch_args=request.get("arch_args"),
-                               trust=bool(request.get("trust")) or trust, progress=progress,
-                               **options)
-    elif kind == "arch":
-        from .documents import model_session
-
-        session = model_session(str(request["arch"]), request.get("arch_args"),
-                                request.get("weights"))
-    else:
-        raise EditError(f"open request: unknown kind {kind!r}")
-    report(progress, 1.0, "Opened")
-    return session
 
 
 # ---------------------------------------------------------------------- the journal file
@@ -323,6 +275,7 @@ def restore(entry: JournalEntry, progress: Progress | None = None,
     EditError : no base could be reopened and replayed (the message says why)
     """
     from .code_needs import recipe_code, request_code, request_folder
+    from .opening import open_request
     from .recipe import replay
 
     problems = []

@@ -65,20 +65,38 @@ class Session:
     @classmethod
     def open(cls, path: str | Path, arch: str | None = None,
              arch_args: dict[str, Any] | None = None, trust: bool = False,
-             **options: Any) -> Session:
+             history_budget: int = DEFAULT_BUDGET_BYTES, **options: Any) -> Session:
         """Open a checkpoint file or folder (with `arch`: in model mode).
 
-        See `engine.io.opening.open_session` for the options. Raises FileError or ArchError.
+        The io layer reads the document (see `engine.io.opening.read_document` for the
+        options: progress, choice, strip_prefix, strict, seed); `engine.opening` opens
+        architectures, the demo and open requests through this.
+
+        Raises
+        ------
+        FileError : unreadable, damaged, unsafe without trust, or not fitting `arch` (strict)
+        ArchError : the architecture cannot be built
+        Cancelled : `progress.cancel()` was called
         """
-        from .io.opening import open_session
+        from .io.opening import read_document
 
-        return open_session(path, arch=arch, arch_args=arch_args, trust=trust, **options)
+        document = read_document(path, arch=arch, arch_args=arch_args, trust=trust, **options)
+        return cls(document=document, history_budget=history_budget)
 
-    def save(self, path: str | Path, **options: Any) -> Any:
-        """Write the document to `path` atomically; see `engine.io.saving.save_session`."""
-        from .io.saving import save_session
+    def save(self, path: str | Path, *, mark_saved: bool = True, **options: Any) -> Any:
+        """Write the document to `path` atomically and return the report; see
+        `engine.io.saving.save_document` for the options.
 
-        return save_session(self, path, **options)
+        With `mark_saved` (the default) the session is unmodified afterwards and
+        `source["saved_path"]` names the file.
+        """
+        from .io.saving import save_document
+
+        report = save_document(self.document, self.recipe(), path, **options)
+        if mark_saved:
+            self.document.source["saved_path"] = str(path)
+            self.mark_saved()
+        return report
 
     # ------------------------------------------------------------------ the document
     @property

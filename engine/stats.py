@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from . import views
+from .document.rows import dtype_name
 from .progress import Progress, report
 
 if TYPE_CHECKING:
@@ -262,7 +263,7 @@ def tensor_stats(
     are None; a tensor without data (on the meta device) has a `note` instead.
     """
     result: dict[str, Any] = {
-        "shape": list(tensor.shape), "dtype": str(tensor.dtype).removeprefix("torch."),
+        "shape": list(tensor.shape), "dtype": dtype_name(tensor.dtype),
         "device": str(tensor.device), "numel": tensor.numel(),
         "min": None, "max": None, "mean": None, "std": None, "norm": None,
         "zero_fraction": None, "nan_count": 0, "inf_count": 0, "finite_count": 0,

@@ -202,7 +202,7 @@ class EditActions(QObject):
             for action in (*self.tensor_op_actions.values(), self.attach_action):
                 action.setEnabled(False)
             return
-        from engine.edits.base import EDIT_TYPES
+        from engine.edits import EDIT_TYPES
 
         for op, action in self.tensor_op_actions.items():
             action.setEnabled(can(op) and bool(paths) and all(tensors))

@@ -5,7 +5,7 @@ Cancel in the status bar); the window stays responsive. Opening asks first what
 a file needs: trust for a file that would run code (the dialog lists what it
 imports), and which state dict to use when a checkpoint nests several.
 
-Every document is opened through an *open request* (see `engine.journal`), which
+Every document is opened through an *open request* (see `engine.opening`), which
 the crash journal records so that unsaved edits can be replayed after a crash.
 """
 
@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QMenu, QToolBar
 
 from engine.errors import EditError, WeightsmithError
 from engine.io.atomic import atomic_write_bytes
-from engine.journal import JournalEntry, describe_request, open_request, restore
+from engine.journal import JournalEntry, describe_request, restore
 
 from .deploy_export import DeployExport
 from .dialogs import base
@@ -61,7 +61,9 @@ def open_and_index(request: dict[str, Any], progress: Any = None) -> tuple[Any, 
     The first open of a run also imports torch and the engine here, off the GUI thread,
     while the window is already on screen.
     """
+    from engine.opening import open_request
     from engine.tree import TreeIndex
+
     with collection_paused():
         session = open_request(request, progress)
         return session, TreeIndex(session).warm()
@@ -505,7 +507,7 @@ class FileActions(QObject):
         from engine.io.saving import large_output
 
         try:
-            growth = large_output(session, path, **options)
+            growth = large_output(session.document, path, **options)
         except WeightsmithError:
             return True  # the save itself reports the problem in one line
         if growth is None:

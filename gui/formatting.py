@@ -43,6 +43,3 @@ def format_number(value: float | int | None, digits: int = 6) -> str:
     return f"{value:.{digits}g}"
 
 
-def format_shape(shape: tuple[int, ...] | list[int]) -> str:
-    """'(64, 3, 7, 7)'; '()' for a scalar."""
-    return "(" + ", ".join(str(size) for size in shape) + ")"

@@ -24,12 +24,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.document import Summary
+from engine.document import Summary, dtype_name, shape_text
 from engine.errors import EditError
-from engine.listing import dtype_name
 from engine.tree import ancestors
 
-from .formatting import format_bytes, format_count, format_number, format_shape
+from .formatting import format_bytes, format_count, format_number
 from .listening import SessionListener
 from .task_runner import in_background
 from .values_table import ValuesTable
@@ -324,7 +323,7 @@ class Inspector(QWidget):
         aliases = [other for other in session.document.aliases(name) if other != name]
         numel = row.numel
         self.subtitle.setText(f"{kind} · {format_count(numel)} elements")
-        rows = [("Shape", format_shape(row.shape)), ("Dtype", dtype_name(row.dtype)),
+        rows = [("Shape", shape_text(row.shape)), ("Dtype", dtype_name(row.dtype)),
                 ("Device", device), ("Kind", kind), ("Trainable", trainable)]
         if aliases:
             rows.append(("Tied with", ", ".join(aliases)))

@@ -29,9 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.document import dtype_name, shape_text
 from engine.errors import EditError
-
-from .formatting import format_shape
 
 if TYPE_CHECKING:
     import torch
@@ -68,7 +67,7 @@ def parse_cell(text: str, dtype: torch.dtype) -> int | float | bool:
     try:
         return int(text)
     except ValueError:
-        raise ValueError(f"'{text}' is not an integer ({str(dtype).removeprefix('torch.')})") \
+        raise ValueError(f"'{text}' is not an integer ({dtype_name(dtype)})") \
             from None
 
 
@@ -284,7 +283,7 @@ class ValuesTable(QWidget):
             return
         self.model.set_region(tensor, prefix)
         where = ", ".join([*map(str, prefix), *([":"] * min(tensor.dim(), 2))])
-        self.caption.setText(f"{format_shape(tuple(tensor.shape))}" +
+        self.caption.setText(f"{shape_text(tuple(tensor.shape))}" +
                              (f" · showing [{where}]" if prefix else "") +
                              " · double-click a cell to edit")
 

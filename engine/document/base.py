@@ -293,6 +293,18 @@ class Document(ABC):
         """Give tensor `name` new data (dtype or shape), keeping the tensor object."""
         tx.add(DataChange(self.tensor(name), data, tuple(self.aliases(name))))
 
+    @staticmethod
+    def check_tie_fits(target: TensorRow, source: TensorRow) -> None:
+        """Refuse to tie tensors of another shape, dtype or device, naming both (a tensor
+        not read yet has no device: it is read where the other one is)."""
+        for what, mine, theirs in (("has shape", target.shape, source.shape),
+                                   ("is", target.dtype, source.dtype),
+                                   ("is on", target.device, source.device)):
+            if mine != theirs and mine is not None and theirs is not None:
+                raise EditError(f"tie.source: '{source.name}' {what} {theirs} but "
+                                f"'{target.name}' {'has' if what == 'has shape' else what} "
+                                f"{mine}")
+
     @abstractmethod
     def tie(self, tx: Transaction, target: str, source: str) -> tuple[str, str, str]:
         """Bind `target` to the very tensor (or module) of `source`, undoably.

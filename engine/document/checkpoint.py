@@ -117,12 +117,7 @@ class CheckpointDocument(Document):
         source_slot = self.slot(source, "tie.source")
         if target_slot is source_slot:
             raise EditError(f"tie.target: '{target}' is already tied to '{source}'")
-        if target_slot.shape != source_slot.shape:
-            raise EditError(f"tie.source: '{source}' has shape {source_slot.shape} but "
-                            f"'{target}' has {target_slot.shape}")
-        if target_slot.dtype != source_slot.dtype:
-            raise EditError(f"tie.source: '{source}' is {source_slot.dtype} but "
-                            f"'{target}' is {target_slot.dtype}")
+        self.check_tie_fits(_row(target, target_slot), _row(source, source_slot))
         names = tuple(sorted({*self.aliases(target), *self.aliases(source)}))
         tx.add(ItemChange(self.entries, target, source_slot, "values+flags", names))
         return "tensor", target, source

@@ -172,8 +172,7 @@ class ModelDocument(Document):
         except EditError:
             return self._tie_modules(tx, target, source)
         source_entry = self.entry(source, "tie.source")
-        _check_same_kind(target_entry.tensor, source_entry.tensor, target_entry.name,
-                         source_entry.name)
+        self.check_tie_fits(target_entry.row(), source_entry.row())
         if target_entry.kind != source_entry.kind:
             raise EditError(f"tie.source: '{source_entry.name}' is a {source_entry.kind} but "
                             f"'{target_entry.name}' is a {target_entry.kind}")
@@ -311,16 +310,3 @@ class ModelDocument(Document):
         from .model_tree import ModelTree
 
         return ModelTree(self)
-
-
-def _check_same_kind(target: torch.Tensor, source: torch.Tensor, target_name: str,
-                     source_name: str) -> None:
-    if tuple(target.shape) != tuple(source.shape):
-        raise EditError(f"tie.source: '{source_name}' has shape {tuple(source.shape)} but "
-                        f"'{target_name}' has {tuple(target.shape)}")
-    if target.dtype != source.dtype:
-        raise EditError(f"tie.source: '{source_name}' is {source.dtype} but "
-                        f"'{target_name}' is {target.dtype}")
-    if target.device != source.device:
-        raise EditError(f"tie.source: '{source_name}' is on {source.device} but "
-                        f"'{target_name}' is on {target.device}")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..document.rows import dtype_name
 from ..errors import EditError
 from ..schema import Field as F
 from . import init_rules
@@ -229,7 +230,7 @@ def check_tensor(method: str, name: str, shape: tuple[int, ...], dtype: torch.dt
                         f"'{name}' has {len(shape)}{hint}")
     if not dtype.is_floating_point:
         field = "targets" if where == "init" else "param"
-        raise EditError(f"{where}.{field}: '{name}' is {str(dtype).removeprefix('torch.')}; "
+        raise EditError(f"{where}.{field}: '{name}' is {dtype_name(dtype)}; "
                         "initializers need floating-point tensors")
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..document.rows import dtype_name
 from ..errors import EditError, ExportError
 from ..training.model_io import InputGuess, example_inputs, resolve_input
 
@@ -48,7 +49,7 @@ class ExampleInputs:
         shape = ", ".join(str(size) for size in (batch, *self.guess.shape))
         if self.guess.tokens is not None:
             return f"token ids < {self.guess.tokens}, int64 [{shape}]"
-        return f"{str(self.dtype).removeprefix('torch.')} [{shape}]"
+        return f"{dtype_name(self.dtype)} [{shape}]"
 
 
 def probe_inputs(model: nn.Module, dtype: torch.dtype, device: torch.device,

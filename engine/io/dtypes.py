@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ..document.rows import dtype_name
+
 #: safetensors dtype name -> torch dtype (only the ones this torch build knows)
 SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
     name: getattr(torch, attr)
@@ -22,16 +24,13 @@ TORCH_TO_SAFETENSORS: dict[torch.dtype, str] = {dtype: name for name, dtype in
                                                 SAFETENSORS_DTYPES.items()}
 
 #: user-facing dtype names accepted by `cast` and friends -> torch dtype
+__all__ = ["DTYPE_NAMES", "dtype_name", "parse_dtype"]
+
 DTYPE_NAMES: dict[str, torch.dtype] = {
-    str(dtype).removeprefix("torch."): dtype for dtype in SAFETENSORS_DTYPES.values()
+    dtype_name(dtype): dtype for dtype in SAFETENSORS_DTYPES.values()
 }
 DTYPE_NAMES.update({"half": torch.float16, "float": torch.float32, "double": torch.float64,
                     "long": torch.int64, "int": torch.int32, "short": torch.int16})
-
-
-def dtype_name(dtype: torch.dtype) -> str:
-    """'float32' for torch.float32."""
-    return str(dtype).removeprefix("torch.")
 
 
 def parse_dtype(text: str) -> torch.dtype | None:

@@ -34,7 +34,7 @@ from .stored_items import StoredItem
 
 if TYPE_CHECKING:
     from ..checkpoint import Slot
-    from ..session import Session
+    from ..document import Document
 
 EVERY_NAME = "every_name"
 ONCE = "once"
@@ -94,12 +94,12 @@ def describe_ties(summary: dict[str, Any]) -> str:
     return f"{groups} {how}{extra}: {summary['loads_with']}"
 
 
-def hf_tied_targets(session: Session) -> dict[str, str] | None:
+def hf_tied_targets(document: Document) -> dict[str, str] | None:
     """{name transformers ties itself: its source} for a Hugging Face model or folder, or
     None when the document is not one (or transformers cannot tell)."""
     # A transformers model says it itself; anything else (a checkpoint, a model that
     # cannot tell) is answered by the folder's config.json, which the model was made from.
-    model = session.document.model
+    model = document.model
     mapping = getattr(model, "all_tied_weights_keys", None)
     if mapping is None and hasattr(model, "get_expanded_tied_weights_keys"):
         try:
@@ -108,7 +108,7 @@ def hf_tied_targets(session: Session) -> dict[str, str] | None:
             mapping = None
     if isinstance(mapping, dict):
         return dict(mapping)
-    folder = session.source.get("folder")
+    folder = document.source.get("folder")
     return _config_tied_targets(Path(folder)) if folder else None
 
 
@@ -140,16 +140,16 @@ def _config_tied_targets(folder: Path) -> dict[str, str] | None:
     return dict(mapping) if plain else None
 
 
-def default_mode(session: Session, folder_output: bool) -> str:
+def default_mode(document: Document, folder_output: bool) -> str:
     """'hf' for a folder of a model whose config ties tensors, else 'every_name'."""
     if folder_output:
-        targets = hf_tied_targets(session)
+        targets = hf_tied_targets(document)
         if targets:
             return HF
     return EVERY_NAME
 
 
-def plan_ties(session: Session, items: list[StoredItem], mode: str | None,
+def plan_ties(document: Document, items: list[StoredItem], mode: str | None,
               folder_output: bool, path: Path) -> TiePlan:
     """Decide, for every tie group of `items`, which names are stored.
 
@@ -158,12 +158,12 @@ def plan_ties(session: Session, items: list[StoredItem], mode: str | None,
     FileError : an unknown mode, or 'hf' for a document that is not a Hugging Face model
     """
     if mode is None:
-        mode = default_mode(session, folder_output)
+        mode = default_mode(document, folder_output)
     if mode not in TIE_MODES:
         raise FileError(path, f"ties: unknown '{mode}' (use {', '.join(TIE_MODES)})")
     targets: dict[str, str] = {}
     if mode == HF:
-        found = hf_tied_targets(session)
+        found = hf_tied_targets(document)
         if found is None:
             raise FileError(path, "ties: 'hf' needs a Hugging Face model or folder (its "
                             "config says which tensors transformers ties)")
@@ -193,20 +193,20 @@ def plan_ties(session: Session, items: list[StoredItem], mode: str | None,
     return plan
 
 
-def tie_choices(session: Session, folder_output: bool) -> list[dict[str, Any]]:
+def tie_choices(document: Document, folder_output: bool) -> list[dict[str, Any]]:
     """The ways the document's ties can be stored, for a dialog: each with its `mode`, the
     `extra_bytes` it costs, the names it leaves out, the loader it is for, and whether it
     is the `default`. Empty when the document has no ties."""
     from .stored_items import stored_items
 
-    items = stored_items(session)
+    items = stored_items(document)
     if not any(item.aliases for item in items):
         return []
-    default = default_mode(session, folder_output)
+    default = default_mode(document, folder_output)
     choices = []
     for mode in TIE_MODES:
         try:
-            plan = plan_ties(session, items, mode, folder_output, Path("."))
+            plan = plan_ties(document, items, mode, folder_output, Path("."))
         except FileError:
             continue  # 'hf' for a document that is not a Hugging Face model
         choices.append({**plan.summary(), "default": mode == default})

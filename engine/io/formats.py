@@ -11,7 +11,7 @@ from pathlib import Path
 from ..errors import FileError
 from .folder_files import resolve_inside
 from .json_files import parse_json
-from .torch_files import ZIP_MAGIC, is_torchscript
+from .torch_formats import ZIP_MAGIC, is_torchscript
 
 SAFETENSORS = "safetensors"
 SAFETENSORS_INDEX = "safetensors-index"  # model.safetensors.index.json + shards

@@ -1,12 +1,13 @@
-"""Open any checkpoint file or folder as a Session: `Session.open` lands here.
+"""Read any checkpoint file or folder as a document (`engine.opening.open_path` makes the
+Session of it; io never imports the Session).
 
 Functions for the GUI
 ---------------------
-`open_session(path, ...)`
+`read_document(path, ...)`
     The document, in checkpoint mode (no `arch`) or model mode.
 `inspect_candidates(path, trust=False) -> list[str]`
     The nested state dicts of a .pt/.ckpt file, most likely first, for a picker; pass
-    the one chosen as `open_session(..., choice=name)`.
+    the one chosen as `read_document(..., choice=name)`.
 `engine.io.trust.code_listing(path) -> CodeListing`
     What a file that needs trust would import (or why that cannot be known), for the
     confirmation dialog.
@@ -14,7 +15,7 @@ Functions for the GUI
     Whether opening `path` needs `trust=True` (ask the user first).
 `detect_prefix(names) -> str`
     The DataParallel/compile prefix shared by all names ('module.', '_orig_mod.' or
-    both), also found in `session.source["prefix"]` after opening; offer to reopen
+    both), also found in `document.source["prefix"]` after opening; offer to reopen
     with `strip_prefix=True`.
 """
 
@@ -27,15 +28,13 @@ from torch import nn
 
 from ..arch import DEFAULT_SEED, build_model
 from ..checkpoint import CheckpointState, Slot
+from ..document import CheckpointDocument, Document, ModelDocument
 from ..errors import FileError
-from ..history import DEFAULT_BUDGET_BYTES
 from ..progress import Progress, report
-from ..session import Session
 from . import folder_files, formats, hf_folder, nested
 from .file_ties import retie_model
 from .fill import load_checkpoint, report_problems
 from .json_files import JSONProblem, parse_json
-from .origin import set_origin
 from .readers import FROZEN_KEY, Loaded, read_detected
 from .set_commit import family_of_weights
 from .torch_files import load_pickle
@@ -79,11 +78,11 @@ def inspect_candidates(path: str | Path, *, trust: bool = False) -> list[str]:
 
     `['']` means the file is itself a state dict; `['state_dict', 'ema']` a wrapper with
     two; names of deeper ones join keys with '/'. Safetensors files and folders have
-    exactly one: `['']`. Pass the chosen name to `open_session(path, choice=...)`.
+    exactly one: `['']`. Pass the chosen name to `read_document(path, choice=...)`.
 
     Raises
     ------
-    FileError : as `open_session` (needs `trust` for files that would run code)
+    FileError : as `read_document` (needs `trust` for files that would run code)
     """
     found = formats.detect(path)
     if found.kind != formats.PT:
@@ -91,7 +90,7 @@ def inspect_candidates(path: str | Path, *, trust: bool = False) -> list[str]:
     return nested.find_candidates(load_pickle(found.path, trust=trust))
 
 
-def open_session(
+def read_document(
     path: str | Path,
     *,
     arch: str | None = None,
@@ -102,9 +101,8 @@ def open_session(
     strip_prefix: bool | str | None = None,
     strict: bool = True,
     seed: int = DEFAULT_SEED,
-    history_budget: int = DEFAULT_BUDGET_BYTES,
-) -> Session:
-    """Open a checkpoint file or folder.
+) -> Document:
+    """Read a checkpoint file or folder as a document (nothing is changed on disk).
 
     Parameters
     ----------
@@ -127,8 +125,10 @@ def open_session(
 
     Returns
     -------
-    The Session; `session.source` describes the file (path, format, nested_key,
-    candidates, prefix, stripped_prefix, folder, other_files, layout, load_report).
+    A ModelDocument (with `arch`, or a trusted whole module) or a CheckpointDocument;
+    its `source` describes the file (path, format, nested_key, candidates, prefix,
+    stripped_prefix, folder, other_files, layout, load_report), its `origin` what a
+    save needs beyond it.
 
     Raises
     ------
@@ -170,16 +170,12 @@ def open_session(
             raise FileError(found.path, f"does not fit {arch}: " + "; ".join(problems)
                             + " (open with strict off, e.g. --no-strict, or without the "
                             "architecture)")
-        session = Session(model, history_budget=history_budget)
         source.update(arch=arch, arch_args=arch_args or None)
-    elif loaded.model is not None:
-        session = Session(loaded.model, history_budget=history_budget)
+        return ModelDocument(model, source, loaded.origin)
+    if loaded.model is not None:  # a trusted file held a whole module
         source["whole_model"] = type(loaded.model).__name__
-    else:
-        session = Session(checkpoint=loaded.state, history_budget=history_budget)
-    session.source = source
-    set_origin(session, loaded.origin)
-    return session
+        return ModelDocument(loaded.model, source, loaded.origin)
+    return CheckpointDocument(loaded.state, source, loaded.origin)
 
 
 def _file_ties(loaded: Loaded, hf: bool) -> list[list[str]]:

@@ -1,4 +1,4 @@
-"""What a save needs to know about the file a session was opened from, beyond `Session.source`.
+"""What a save needs to know about the file a document was opened from, beyond its `source`.
 
 `Session.source` is a JSON-ready summary (path, format, chosen nested key, prefix...)
 that the GUI and `inspect --json` show. The objects behind it, which are not JSON (the
@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..session import Session
     from .sources import StoredFile
 
 
 @dataclass
 class Origin:
-    """The non-JSON half of where a session came from.
+    """The non-JSON half of where a document came from.
 
     Attributes
     ----------
@@ -42,13 +41,3 @@ class Origin:
     shard_of: dict[str, str] = field(default_factory=dict)
     shards: list[str] = field(default_factory=list)
     recorded_ties: list[list[str]] = field(default_factory=list)
-
-
-def origin_of(session: Session) -> Origin | None:
-    """The Origin recorded when `session`'s document was opened from a file, or None."""
-    return session.document.origin
-
-
-def set_origin(session: Session, origin: Origin) -> None:
-    """Record where `session`'s document came from (called by `open_session`)."""
-    session.document.origin = origin

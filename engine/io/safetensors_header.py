@@ -10,6 +10,7 @@ and the offsets together (overlapping, with gaps, or past the end of the file).
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,10 +124,8 @@ def _check_entry(path: Any, name: str, entry: Any) -> tuple[torch.dtype, tuple[i
     begin, end = offsets
     if begin < 0 or end < begin:
         raise FileError(path, f"tensor '{name}' has bad data_offsets [{begin}, {end}]")
-    numel = nonzero = 1
-    for size in shape:
-        numel *= size
-        nonzero *= size or 1
+    numel = math.prod(shape)
+    nonzero = math.prod(size or 1 for size in shape)
     expected = numel * dtype.itemsize
     if end - begin != expected:
         raise FileError(path, f"tensor '{name}' spans {end - begin} bytes but its shape "

@@ -1,4 +1,4 @@
-"""Save a Session to any supported format, atomically: `session.save` lands here.
+"""Save a document to any supported format, atomically: `Session.save` lands here.
 
 Every file is written to a temporary file in the target folder and fsynced; a set of
 files (a sharded set, a folder's weights) is committed as one step, so a failed,
@@ -25,7 +25,6 @@ from .atomic import StagedFiles, atomic_new_folder
 from .file_ties import EVERY_NAME, TIE_MODES, TIES_KEY, TiePlan, plan_ties
 from .folder_files import copy_regular, kept_files, skipped_note
 from .growth import Growth, check_growth, growth_of
-from .origin import origin_of
 from .readers import ALIASES_KEY, FROZEN_KEY, RECIPE_KEY, SAVE_ID_KEY, SHARDS_KEY
 from .safetensors_writer import header_bytes, whole_source, write_safetensors
 from .set_commit import (
@@ -46,7 +45,7 @@ from .stored_items import StoredItem, frozen_names, stored_items
 from .torch_writer import save_pt
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from ..document import Document
 
 SAFETENSORS = "safetensors"
 PT = "pt"
@@ -57,8 +56,9 @@ DEFAULT_SHARD_SIZE = 5 * 10**9
 _WEIGHTSMITH_KEYS = (ALIASES_KEY, FROZEN_KEY, RECIPE_KEY, SAVE_ID_KEY, SHARDS_KEY, TIES_KEY)
 
 
-def save_session(
-    session: Session,
+def save_document(
+    document: Document,
+    recipe: list[dict[str, Any]],
     path: str | Path,
     *,
     format: str | None = None,
@@ -70,12 +70,12 @@ def save_session(
     weights_format: str | None = None,
     ties: str | None = None,
     allow_large_output: bool = False,
-    mark_saved: bool = True,
 ) -> dict[str, Any]:
-    """Write the document to `path`, atomically.
+    """Write `document` to `path`, atomically; the caller (the Session) marks itself saved.
 
     Parameters
     ----------
+    recipe : the edits that made the document, recorded in the file's metadata
     path : `x.safetensors`; `x.safetensors.index.json` (sharded); `x.pt/.pth/.bin/.ckpt`;
         an existing folder or a path without extension (Hugging Face folder layout)
     format : 'safetensors', 'pt' or 'folder'; default from `path`
@@ -94,7 +94,6 @@ def save_session(
         default 'hf' for a folder of a model whose config ties tensors, else 'every_name'
     allow_large_output : write a file more than 64x (and 1 GiB) bigger than the stored
         tensors (broadcast views written dense); refused without it (see `engine.io.growth`)
-    mark_saved : mark the session unmodified afterwards
 
     Returns
     -------
@@ -110,7 +109,7 @@ def save_session(
     """
     path = Path(path).expanduser()
     kind = target_kind(path, format)
-    if whole_model and (kind != PT or session.model is None):
+    if whole_model and (kind != PT or document.model is None):
         raise FileError(path, "whole_model: only a model (open with an architecture or a "
                         "trusted pickled model) can be saved whole, as .pt/.pth")
     shard_bytes = parse_size(max_shard_size) if max_shard_size is not None else None
@@ -119,7 +118,7 @@ def save_session(
     if metadata is not None and not (isinstance(metadata, dict) and all(
             isinstance(key, str) and isinstance(value, str) for key, value in metadata.items())):
         raise FileError(path, "metadata: expected text keys mapped to text values")
-    job = _Job(session, path, progress, metadata)
+    job = _Job(document, recipe, path, progress, metadata)
     job.plan_ties(ties, kind)
     job.allow_large_output = allow_large_output
     try:
@@ -131,21 +130,18 @@ def save_session(
             _save_pt_file(job, whole_model, include_extras)
     except OSError as error:
         raise FileError(path, f"could not be written ({error.strerror or error})") from None
-    origin = origin_of(session)
+    origin = document.origin
     if kind != PT and origin is not None and origin.wrapper is not None:
         job.notes.append("the checkpoint's other entries (epoch, optimizer state, ...) were not "
                          "saved: safetensors holds tensors only; save as .pt to keep them")
     report(progress, 1.0, f"Saved {path.name}")
-    if mark_saved:
-        session.mark_saved()
-        session.source["saved_path"] = str(path)
     return {"path": str(path), "format": kind, "files": [str(p) for p in job.files],
             "copied": [str(p) for p in job.copied],
             "bytes": sum(item.nbytes for item in job.items), "tensors": job.names_written,
             "ties": job.ties.summary() if job.ties.groups_count else None, "notes": job.notes}
 
 
-def large_output(session: Session, path: str | Path, **options: Any) -> Growth | None:
+def large_output(document: Document, path: str | Path, **options: Any) -> Growth | None:
     """What a save with these options would write past the growth limits (a broadcast view
     written dense), so a caller can ask before saving with `allow_large_output=True`;
     None when the save needs no confirmation."""
@@ -153,7 +149,7 @@ def large_output(session: Session, path: str | Path, **options: Any) -> Growth |
     kind = target_kind(path, options.get("format"))
     if kind == PT or (kind == FOLDER and options.get("weights_format") == PT):
         return None
-    job = _Job(session, path, None)
+    job = _Job(document, [], path, None)
     job.plan_ties(options.get("ties"), kind)
     return growth_of(job.items)
 
@@ -213,13 +209,14 @@ def target_kind(path: str | Path, format: str | None = None) -> str:
 class _Job:
     """State of one save: items, metadata, progress and what was written."""
 
-    def __init__(self, session: Session, path: Path, progress: Progress | None,
-                 metadata: dict[str, str] | None = None) -> None:
-        self.session = session
+    def __init__(self, document: Document, recipe: list[dict[str, Any]], path: Path,
+                 progress: Progress | None, metadata: dict[str, str] | None = None) -> None:
+        self.document = document
+        self.recipe = recipe
         self.extra_metadata = dict(metadata or {})
         self.path = path
         self.progress = progress
-        self.items = stored_items(session)
+        self.items = stored_items(document)
         self.ties = TiePlan(EVERY_NAME, self.items)
         self.total = sum(item.nbytes for item in self.items) or 1
         self.done = 0
@@ -228,7 +225,7 @@ class _Job:
         self.notes: list[str] = []
         #: tensor names the written weights files hold (what a message may count)
         self.names_written = 0
-        self.origin = origin_of(session)
+        self.origin = document.origin
         #: marks the shards this save writes, and the index that lists them
         self.save_id = new_save_id()
         self.allow_large_output = False
@@ -257,7 +254,7 @@ class _Job:
                                 groups_count=sum(1 for item in self.items if item.aliases))
             self.ties.loads_with = "torch.load gives every name, over one storage"
             return
-        self.ties = plan_ties(self.session, self.items, mode, kind == FOLDER, self.path)
+        self.ties = plan_ties(self.document, self.items, mode, kind == FOLDER, self.path)
         self.items = self.ties.items
         self.total = sum(item.nbytes for item in self.items) or 1
 
@@ -282,10 +279,10 @@ class _Job:
             values[ALIASES_KEY] = self.ties.aliases
         if self.ties.groups:
             values[TIES_KEY] = self.ties.groups
-        frozen = frozen_names(self.session)
+        frozen = frozen_names(self.document)
         if frozen:
             values[FROZEN_KEY] = frozen
-        recipe = _previous_recipe(self.origin) + self.session.recipe()
+        recipe = _previous_recipe(self.origin) + self.recipe
         if recipe:
             values[RECIPE_KEY] = recipe
         return values
@@ -305,7 +302,7 @@ class _Job:
         """Metadata of an index: total size, the opened index's, ours, the save ids of the
         shards (so a mixed set is refused when opened), the caller's."""
         kept = {}
-        if self.origin is not None and self.session.source.get("layout") == "sharded":
+        if self.origin is not None and self.document.source.get("layout") == "sharded":
             kept = {key: value for key, value in self.origin.metadata.items()
                     if key not in _WEIGHTSMITH_KEYS and key != "total_size"}
         return {"total_size": total, **kept, **self.weightsmith_metadata(),
@@ -345,7 +342,7 @@ def _save_pt_file(job: _Job, whole_model: bool, include_extras: bool) -> None:
     with folder_lock(folder):
         remove_leftovers(folder, family)
         with SetCommit(folder, family, job.save_id) as commit:
-            used_wrapper = save_pt(job.session, commit.stage(name), whole_model=whole_model,
+            used_wrapper = save_pt(job.document, commit.stage(name), whole_model=whole_model,
                                    include_extras=include_extras)
             job.count_names(sum(1 + len(item.aliases) for item in job.items))
             if job.progress is not None:
@@ -530,7 +527,7 @@ def _stage_in_parallel(job: _Job, commit: SetCommit,
 
 # ---------------------------------------------------------------------- folders
 def _save_folder(job: _Job, shard_bytes: int | None, weights_format: str | None) -> None:
-    source = job.session.source
+    source = job.document.source
     if weights_format is None:
         from_pt_folder = source.get("folder") and source.get("format") in (formats.PT,
                                                                             formats.PT_INDEX)
@@ -568,7 +565,7 @@ def _save_folder(job: _Job, shard_bytes: int | None, weights_format: str | None)
 
 def _write_folder(job: _Job, folder: Path, plan: Plan, stem: str, suffix: str,
                   family: Family) -> None:
-    source = job.session.source
+    source = job.document.source
     opened = Path(source["folder"]) if source.get("folder") else None
     if opened is not None and os.path.realpath(opened) != os.path.realpath(job.path):
         _copy_kept_files(job, opened, folder, family)
@@ -581,7 +578,7 @@ def _write_folder(job: _Job, folder: Path, plan: Plan, stem: str, suffix: str,
 def _copy_kept_files(job: _Job, opened: Path, folder: Path, family: Family) -> None:
     """Copy every file and subfolder of the opened folder that is not the model's weights,
     byte for byte, never one from outside it (see `engine.io.folder_files`)."""
-    source_family = family_of_weights(str(job.session.source.get("weights_name") or ""))
+    source_family = family_of_weights(str(job.document.source.get("weights_name") or ""))
     kept = kept_files(opened, lambda name: family.owns(name) or source_family.owns(name))
     with StagedFiles(folder) as staged:
         for relative in kept.folders:

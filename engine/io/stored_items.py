@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..document.rows import TensorRow
+from ..document.rows import TensorRow, numel
 from .sources import TensorSource
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from ..document import Document
 
 
 @dataclass
@@ -37,10 +37,7 @@ class StoredItem:
 
     @property
     def nbytes(self) -> int:
-        count = 1
-        for size in self.shape:
-            count *= size
-        return count * self.dtype.itemsize
+        return numel(self.shape) * self.dtype.itemsize
 
     def tensor(self) -> torch.Tensor:
         """The values (read from disk for a lazy Slot), detached, on the CPU, contiguous."""
@@ -52,10 +49,10 @@ class StoredItem:
         return self.row.load().detach().to("cpu")
 
 
-def stored_items(session: Session) -> list[StoredItem]:
-    """The session's stored tensors in document order, each tie group once (first name)."""
+def stored_items(document: Document) -> list[StoredItem]:
+    """The document's stored tensors in document order, each tie group once (first name)."""
     items: dict[int, StoredItem] = {}
-    for row in session.document.rows(persistent_only=True):
+    for row in document.rows(persistent_only=True):
         item = items.get(row.key)
         if item is None:
             items[row.key] = StoredItem(row.name, row.shape, row.dtype, row=row)
@@ -69,6 +66,6 @@ def alias_map(items: list[StoredItem]) -> dict[str, str]:
     return {alias: item.name for item in items for alias in item.aliases}
 
 
-def frozen_names(session: Session) -> list[str]:
+def frozen_names(document: Document) -> list[str]:
     """Names of parameters with requires_grad False (model mode; kept from the file otherwise)."""
-    return session.document.frozen_names()
+    return document.frozen_names()

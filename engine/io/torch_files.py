@@ -14,37 +14,13 @@ from __future__ import annotations
 import contextlib
 import pickle
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import FileError
-
-#: torch.save's zip archives start like every zip file
-ZIP_MAGIC = b"PK\x03\x04"
-
-
-def is_zip_checkpoint(path: Path) -> bool:
-    """Tell whether `path` is in torch.save's zip format (as opposed to the legacy one)."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(4) == ZIP_MAGIC
-    except OSError:
-        return False
-
-
-def is_torchscript(path: Path) -> bool:
-    """Tell whether `path` is a TorchScript archive (`torch.jit.save`), which holds code."""
-    if not is_zip_checkpoint(path):
-        return False
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-        return False
-    return any(name.endswith("/constants.pkl") or "/code/" in name for name in names)
+from .torch_formats import is_zip_checkpoint
 
 
 def load_pickle(path: Path, *, trust: bool = False) -> Any:

@@ -10,49 +10,48 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import nested
-from .origin import origin_of
 
 if TYPE_CHECKING:
-    from ..session import Session
+    from ..document import Document
 
 
-def state_dict_of(session: Session) -> dict[str, Any]:
+def state_dict_of(document: Document) -> dict[str, Any]:
     """Name -> tensor in document order; tied names map to one tensor (one storage on disk)."""
-    return {name: tensor.detach() for name, tensor in session.state_dict().items()}
+    return {name: tensor.detach() for name, tensor in document.state_dict().items()}
 
 
-def wrapped(session: Session, payload: Any, include_extras: bool) -> tuple[Any, bool]:
+def wrapped(document: Document, payload: Any, include_extras: bool) -> tuple[Any, bool]:
     """Put `payload` back where the opened checkpoint held its state dict.
 
     Returns the object to save and whether a wrapper was used.
     """
-    origin = origin_of(session)
+    origin = document.origin
     if not include_extras or origin is None or origin.wrapper is None:
         return payload, False
-    if session.source.get("loose"):
+    if document.source.get("loose"):
         extras = {key: value for key, value in origin.wrapper.items()
                   if not isinstance(value, torch.Tensor)}
         return {**extras, **payload}, True
     return nested.replace_path(origin.wrapper, origin.key_path, payload), True
 
 
-def _held_a_module(session: Session) -> bool:
+def _held_a_module(document: Document) -> bool:
     """The opened (trusted) checkpoint held a whole module where the weights were: put the
     edited module back there, so the file keeps its shape."""
-    origin = origin_of(session)
-    if session.model is None or origin is None or origin.wrapper is None or not origin.key_path:
+    origin = document.origin
+    if document.model is None or origin is None or origin.wrapper is None or not origin.key_path:
         return False
     return isinstance(nested.get_path(origin.wrapper, origin.key_path), torch.nn.Module)
 
 
-def save_pt(session: Session, target: Path, *, whole_model: bool = False,
+def save_pt(document: Document, target: Path, *, whole_model: bool = False,
             include_extras: bool = True) -> bool:
     """torch.save the document to `target` (a temporary path the caller commits).
 
     Returns whether the original wrapper (epoch, optimizer state...) was written too.
     """
-    payload: Any = session.model if whole_model or _held_a_module(session) \
-        else state_dict_of(session)
-    obj, used_wrapper = wrapped(session, payload, include_extras)
+    payload: Any = document.model if whole_model or _held_a_module(document) \
+        else state_dict_of(document)
+    obj, used_wrapper = wrapped(document, payload, include_extras)
     torch.save(obj, target)
     return used_wrapper

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .pickle_limits import AllocationRules
 from .pickle_machine import PickleRun, Undetermined, run_pickle
-from .torch_files import is_zip_checkpoint
+from .torch_formats import is_zip_checkpoint
 
 #: at most this many names are put in a one-line error message
 LISTED = 4

@@ -21,7 +21,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..formatting import format_number, format_shape
+from engine.document import shape_text
+
+from ..formatting import format_number
 
 if TYPE_CHECKING:
     from engine.session import Session
@@ -89,8 +91,8 @@ class DiffDialog(QDialog):
         if key == "renamed":
             return [f"{row['from']} → {row['to']}", row["from"], row["to"], "", ""]
         if key == "shape_changed":
-            return [row["name"], f"{format_shape(row['a_shape'])} {row.get('a_dtype', '')}",
-                    f"{format_shape(row['b_shape'])} {row.get('b_dtype', '')}", "", ""]
+            return [row["name"], f"{shape_text(row['a_shape'])} {row.get('a_dtype', '')}",
+                    f"{shape_text(row['b_shape'])} {row.get('b_dtype', '')}", "", ""]
         if key == "dtype_changed":
             return [row["name"], str(row["a_dtype"]), str(row["b_dtype"]),
                     format_number(row.get("changed_elements")),

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.arch import parse_arch_args
+from engine.document import dtype_name
 
 from .fields import (
     FormDialog,
@@ -194,7 +195,7 @@ class ReplaceHeadDialog(FormDialog):
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__("Replace Head", parent,
                          intro="Replace the classifier with a new one (sizes are inferred).")
-        from engine.edits.structure import find_head
+        from engine.edits import find_head
         from engine.errors import EditError
 
         try:
@@ -239,10 +240,10 @@ class TensorOpDialog(FormDialog):
             suggestion = name if op == "rename" else f"{name}_copy"
             self.add_field(edit_field(op, "to", line_edit(suggestion)))
         elif op == "cast":
-            current = str(dtype).removeprefix("torch.")
+            current = dtype_name(dtype)
             self.add_field(edit_field(op, "dtype", combo(list(_DTYPES), current)))
         elif op == "resize":
-            from engine.edits.init import INITIALIZERS
+            from engine.edits import INITIALIZERS
 
             self.add_field(edit_field(op, "shape", line_edit(
                 ", ".join(str(size) for size in shape)), int_list))

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.edits.init import METHODS, initializer_parameters, is_random
+from engine.edits import METHODS, initializer_parameters, is_random
 from engine.errors import WeightsmithError
 
 from .fields import (

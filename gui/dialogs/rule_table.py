@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.edits.init import METHODS
+from engine.edits import METHODS
 
 from .fields import parse_literal
 

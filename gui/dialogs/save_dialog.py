@@ -154,7 +154,7 @@ class SaveDialog(FormDialog):
             return
         folder = fmt == "folder"
         if folder not in self._tie_choices:
-            self._tie_choices[folder] = tie_choices(self.session, folder)
+            self._tie_choices[folder] = tie_choices(self.session.document, folder)
         self.ties.setEnabled(True)
         self.ties.clear()
         for choice in self._tie_choices[folder]:

@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
 )
 
 from engine import histograms, stats
+from engine.document import dtype_name, numel, shape_text
 from engine.errors import WeightsmithError
-from engine.listing import dtype_name
 from engine.paths import under
 from engine.session import Session
 
@@ -46,10 +46,6 @@ QUICK_SAMPLE = 2**14
 OVERVIEW_DELAY_MS = 300
 
 TENSOR_ERRORS = (WeightsmithError, ValueError, OSError, RuntimeError)
-
-
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(str(size) for size in shape) + ")"
 
 
 class PlotPanel(QWidget):
@@ -271,7 +267,7 @@ class PlotPanel(QWidget):
             self._show_tabs_for(None)
             return
         shape = tuple(tensor.shape)
-        self.title.setText(f"{name}  {_shape_text(shape)}  {dtype_name(tensor.dtype)}")
+        self.title.setText(f"{name}  {shape_text(shape)}  {dtype_name(tensor.dtype)}")
         if tensor.device.type == "meta":
             self._tensor = None
             self._clear_tensor_views("No data to plot: the tensor is on the meta device.")
@@ -446,9 +442,9 @@ class PlotPanel(QWidget):
         if len(shape) > 2:
             if mode == "slice":
                 where = ", ".join(str(i) for i in index) + ", :, :"
-                parts.append(f"slice [{where}] of {_shape_text(shape)}")
+                parts.append(f"slice [{where}] of {shape_text(shape)}")
             else:
-                parts.append(f"reshaped from {_shape_text(shape)}")
+                parts.append(f"reshaped from {shape_text(shape)}")
         if scale != (1, 1):
             parts.append(f"preview: each pixel is the mean of a {scale[0]}×{scale[1]} block; "
                          "zoom in for detail")
@@ -523,7 +519,7 @@ class PlotPanel(QWidget):
         try:
             # Resolved here, in the GUI thread; the worker only reads tensors.
             sources = stats.overview_sources(session, which)
-            total = sum(_numel(session.document.tensor_meta(name)[0]) for name, _ in sources)
+            total = sum(numel(session.document.tensor_meta(name)[0]) for name, _ in sources)
         except TENSOR_ERRORS as error:
             self.overview_view.clear(f"Cannot compute the overview: {_first_line(error)}")
             return
@@ -547,12 +543,6 @@ class PlotPanel(QWidget):
     def _on_progressed(self, fraction: float, _text: str) -> None:
         self.progress_bar.setValue(round(fraction * 1000))
 
-
-def _numel(shape: tuple[int, ...]) -> int:
-    count = 1
-    for size in shape:
-        count *= size
-    return count
 
 
 def _first_line(error: BaseException) -> str:

@@ -40,7 +40,7 @@ def test_apply_writes_safetensors_with_ties_stored_once(tmp_path):
 
 
 def test_apply_writes_pt_and_matches_replay_in_process(tmp_path):
-    from engine.documents import model_session
+    from engine.opening import open_model
     from engine.recipe import replay
 
     edits = [{"op": "replace_head", "num_classes": 3, "seed": 5},
@@ -52,7 +52,7 @@ def test_apply_writes_pt_and_matches_replay_in_process(tmp_path):
     result = run("apply", str(recipe), "--arch", f"{MODELS_FILE}:SmallCNN", "--arch-args",
                  '{"num_classes": 4}', "--output", str(output))
     assert result.returncode == 0, result.stderr
-    session = model_session(f"{MODELS_FILE}:SmallCNN", {"num_classes": 4})
+    session = open_model(f"{MODELS_FILE}:SmallCNN", {"num_classes": 4})
     replay(session, edits)
     written = torch.load(output, weights_only=True)
     expected = session.model.state_dict()

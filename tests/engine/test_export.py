@@ -21,14 +21,13 @@ from hypothesis import strategies as st
 from torch import nn
 
 from engine import Session
-from engine.demo import demo_session
-from engine.documents import model_session
 from engine.errors import EditError, ExportError
 from engine.export import export_model
 from engine.export import options as export_options
 from engine.export.run import EXPORTERS
 from engine.export.verify import compare, tensor_difference
 from engine.io.atomic import TEMP_MARK
+from engine.opening import open_demo, open_model
 from engine.progress import Cancelled, Progress
 from tests.models import MLP, CumMax, Gated, SmallCNN, TiedLM, seeded
 from tests.snapshots import assert_same, snapshot
@@ -115,7 +114,7 @@ def check_report(report, batches: tuple[int, ...]) -> None:
     ("torchscript", True),
 ])
 def test_demo_model_exports_and_verifies(tmp_path, fmt, dynamic):
-    session = demo_session()
+    session = open_demo()
     path, report = export_everywhere(session, tmp_path, fmt, dynamic_batch=dynamic)
     check_report(report, (1, 3) if dynamic else (1,))
     assert report.input == ("float32 [batch, 1, 8, 8]" if dynamic else "float32 [1, 1, 8, 8]")
@@ -164,7 +163,7 @@ def test_tiny_gpt2_from_a_folder_exports_with_the_tie_stored_once(tmp_path, gpt2
 
 # ---------------------------------------------------------------------------- resnet18
 def edited_resnet18() -> Session:
-    session = model_session("torchvision:resnet18")
+    session = open_model("torchvision:resnet18")
     session.apply({"op": "freeze", "targets": ["*"], "except": ["fc"], "bn_eval": True})
     session.apply({"op": "replace_head", "num_classes": 10, "seed": 0})
     return session

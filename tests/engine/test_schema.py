@@ -54,7 +54,7 @@ def test_null_means_not_given_for_an_optional_field_without_default():
     edit = EDIT_TYPES["replace_head"]({"op": "replace_head", "num_classes": 3, "seed": None,
                                        "target": None})
     assert edit.value("seed") is None
-    with pytest.raises(EditError, match="load.strict: expected true or false, got null"):
+    with pytest.raises(EditError, match=r"load\.strict: expected true or false, got null"):
         EDIT_TYPES["load"]({"op": "load", "path": "x.pt", "strict": None})
 
 

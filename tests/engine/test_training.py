@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from engine import EditError, Session
-from engine.demo import demo_session
+from engine.opening import open_demo
 from engine.progress import Progress
 from engine.recipe import replay
 from engine.session import Session as SessionType
@@ -22,7 +22,7 @@ FAST = {"data": "demo", "steps": 30, "batch_size": 32, "lr": 0.01, "seed": 0}
 
 def finetune_session() -> SessionType:
     """The demo model with its backbone frozen (BatchNorm in eval mode) and a new head."""
-    session = demo_session()
+    session = open_demo()
     session.apply({"op": "freeze", "targets": ["features"], "bn_eval": True})
     session.apply({"op": "replace_head", "num_classes": 10, "seed": 1})
     return session
@@ -84,7 +84,7 @@ def test_keep_is_one_undoable_step_restoring_bits_and_objects():
 
 
 def test_discard_restores_every_bit_including_batchnorm_statistics():
-    session = demo_session()  # nothing frozen: BatchNorm statistics move too
+    session = open_demo()  # nothing frozen: BatchNorm statistics move too
     before = snapshot(session.model)
     result = Trainer(session, {**FAST, "steps": 5}).run()
     assert result.report.batchnorm_changed == ["features.1", "features.4"]
@@ -323,7 +323,7 @@ def test_same_seed_gives_the_same_bits_and_a_recipe_replays_a_kept_run():
     Trainer(first, FAST).run().keep()
     second = finetune_session()
     Trainer(second, FAST).run().keep()
-    third = demo_session()
+    third = open_demo()
     replay(third, first.recipe())
     trained = {name: bits(t) for name, t in first.state_dict().items()}
     for other in (second, third):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 
 from engine import Session
-from engine.demo import demo_session
 from engine.io.atomic import TEMP_MARK
+from engine.opening import open_demo
 from tests.models import Gated, seeded
 from tests.snapshots import assert_same, snapshot
 
@@ -27,7 +27,7 @@ def wait_done(qtbot, window, timeout=120000):
 
 
 def test_export_the_demo_and_show_the_verification(make_window, qtbot, dialogs, tmp_path):
-    window = make_window(demo_session())
+    window = make_window(open_demo())
     action = window.file_actions.export_deploy_action
     assert action in window.menuBar().actions()[0].menu().actions()
     assert action.isEnabled()
@@ -55,7 +55,7 @@ def test_export_the_demo_and_show_the_verification(make_window, qtbot, dialogs, 
 def test_the_format_and_the_ending_follow_each_other(make_window, dialogs, tmp_path):
     from gui.dialogs.export_dialog import ExportDialog
 
-    window = make_window(demo_session())
+    window = make_window(open_demo())
     dialog = ExportDialog(str(tmp_path / "digits.safetensors"), "pt2", parent=window)
     assert dialog.path() == str(tmp_path / "digits.pt2")
     dialog.set_field("format", "torchscript")
@@ -101,7 +101,7 @@ def test_a_model_that_cannot_be_exported_offers_the_other_formats(make_window, q
 
 
 def test_cancel_writes_nothing_and_keeps_the_model(make_window, qtbot, dialogs, tmp_path):
-    window = make_window(demo_session())
+    window = make_window(open_demo())
     before = snapshot(window.session.model)
     dialogs.answer(fill(tmp_path / "digits.pt2", "pt2"))
     window.file_actions.export_deploy_action.trigger()

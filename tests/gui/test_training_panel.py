@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engine import EditError, Session
-from engine.demo import demo_session
+from engine.opening import open_demo
 from gui.dialogs import base
 from gui.training_panel import MAX_POINTS, Curve, TrainingPanel
 from tests.models import MLP, seeded
@@ -27,7 +27,7 @@ def errors(monkeypatch):
 
 
 def finetune_session() -> Session:
-    session = demo_session()
+    session = open_demo()
     session.apply({"op": "freeze", "targets": ["features"], "bn_eval": True})
     session.apply({"op": "replace_head", "num_classes": 10, "seed": 1})
     return session
@@ -88,7 +88,7 @@ def test_a_short_demo_run_shows_curves_and_report_and_keep_is_one_step(qtbot, er
 
 
 def test_discard_restores_the_model_bit_for_bit(qtbot, errors):
-    session = demo_session()  # BatchNorm statistics move too
+    session = open_demo()  # BatchNorm statistics move too
     before = snapshot(session.model)
     panel = make_panel(qtbot, session, steps=5)
     report = run_to_end(qtbot, panel)

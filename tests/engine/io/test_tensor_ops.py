@@ -218,3 +218,14 @@ def test_set_init_and_tie_work_in_checkpoint_mode(tmp_path):
     for _ in range(4):
         session.undo()
     assert_same_tensors(session_tensors(session), mlp_state())
+
+
+def test_a_read_tensor_ties_to_one_not_read_yet(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"a": torch.ones(3), "b": torch.zeros(3)}, str(tmp_path / "two.safetensors"))
+    session = Session.open(tmp_path / "two.safetensors")
+    session.apply({"op": "scale", "targets": ["a"], "value": 2.0})  # "a" is read, "b" is not
+    session.apply({"op": "tie", "target": "b", "source": "a"})
+    assert session.document.tie_groups() == [["a", "b"]]
+    assert torch.equal(session.document.tensor("b"), torch.full((3,), 2.0))

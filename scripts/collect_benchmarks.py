@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = ["engine", "files", "gui", "gui-startup", "plots", "training", "export", "graph"]
+ORDER = ["engine", "core", "files", "gui", "gui-startup", "plots", "training", "export",
+         "graph"]
 
 HEADER = """# Benchmarks
 

@@ -46,11 +46,13 @@ def run(args: argparse.Namespace) -> int:
     shape = parse_shape(args.input_shape)
     # Without weights only shapes are needed: build on the meta device.
     session = open_document(args, meta=True, path=args.path)
-    if session.model is None:
+    try:
+        session.document.check_model("graph")
+    except EditError:
         raise EditError("graph: needs a model; give --arch for a checkpoint "
-                        "(or open a Hugging Face folder with --arch hf)")
+                        "(or open a Hugging Face folder with --arch hf)") from None
     with progress_bar(args) as bar:
-        graph = build_graph(session.model, method=args.method, input_shape=shape,
+        graph = build_graph(session.document.model, method=args.method, input_shape=shape,
                             progress=bar)
     tree = GroupTree(graph)
     expanded = expanded_to_depth(tree, args.depth)

@@ -98,7 +98,7 @@ def overlay_values(overlay: str, session: Session, boxes: BoxTensors, items: Ite
         return values
     changed = changed_names(session) if overlay == "changed" else set()
     tied = {name for group in session.document.tie_groups() for name in group}
-    if overlay == "tied" and session.model is not None:
+    if overlay == "tied":  # a checkpoint has no module ties: nothing is added then
         tied |= {path for group in session.document.module_tie_groups() for path in group}
     for item in items:
         names = boxes.of(item)

@@ -37,9 +37,13 @@ def wrapped(document: Document, payload: Any, include_extras: bool) -> tuple[Any
 
 def _held_a_module(document: Document) -> bool:
     """The opened (trusted) checkpoint held a whole module where the weights were: put the
-    edited module back there, so the file keeps its shape."""
+    edited module back there, so the file keeps its shape.
+
+    Such a file always opens as a model document (`read_document` makes one of the module
+    it held), so the document that has this origin has a module to put back.
+    """
     origin = document.origin
-    if document.model is None or origin is None or origin.wrapper is None or not origin.key_path:
+    if origin is None or origin.wrapper is None or not origin.key_path:
         return False
     return isinstance(nested.get_path(origin.wrapper, origin.key_path), torch.nn.Module)
 

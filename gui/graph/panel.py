@@ -45,6 +45,7 @@ from engine.graph.overlays import (
 from engine.graph.twin import meta_twin
 
 from ..dialogs import base
+from ..listening import SessionListener
 from ..task_runner import TaskRunner, in_background
 from ..workers import Task
 from .items import CACHE_DETAIL, LABEL_DETAIL, BoxItem, Edge, EdgeLayer, FrameItem
@@ -91,6 +92,10 @@ class GraphPanel(QWidget):
         super().__init__(parent)
         self.window = window
         self.session: Session | None = None
+        self._listener = SessionListener(
+            self, structure_changed=self._on_structure_changed,
+            flags_changed=self._on_flags_changed, tensors_changed=self._on_tensors_changed,
+            history_changed=self._on_history_changed)
         self.graph: Graph | None = None
         self.tree: GroupTree | None = None
         self.layout_engine: GraphLayout | None = None
@@ -188,9 +193,6 @@ class GraphPanel(QWidget):
     # ------------------------------------------------------------------ the document
     def set_session(self, session: Session | None) -> None:
         """Show the graph of `session` (built in the background), or nothing."""
-        old = self.session
-        if old is not None:
-            old.events.disconnect(self)
         self._stop_task(wait=session is None)
         self._rebuild_timer.stop()
         self.session = session
@@ -200,23 +202,23 @@ class GraphPanel(QWidget):
         self._selected = None
         self._statistics = {}
         self._clear_items()
+        self._listener.follow(session)
         if session is not None:
-            events = session.events
-            events.structure_changed.connect(self._on_structure_changed)
-            events.flags_changed.connect(self._on_flags_changed)
-            events.tensors_changed.connect(self._on_tensors_changed)
-            events.history_changed.connect(self._on_history_changed)
             self._ties = session.document.tie_groups()
         self._pending = False
         if session is None:
             self.status.setText("")
-        elif session.model is None:
+        elif not self._graphable():
             self.status.setText("No graph in checkpoint mode (attach an architecture)")
         elif self.isVisible():
             self.rebuild()
         else:
             self._pending = True  # traced when the dock is first shown
         self._update_enabled()
+
+    def _graphable(self) -> bool:
+        """Whether the document has a module to trace (a checkpoint has none)."""
+        return self.session is not None and self.session.document.has_modules
 
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
@@ -228,7 +230,7 @@ class GraphPanel(QWidget):
         """Trace the model again (quick pass first, then export) and redraw."""
         self._rebuild_timer.stop()
         session = self.session
-        if session is None or session.model is None:
+        if session is None or not self._graphable():
             return
         self._stop_task()
         self._start("hooks", session)
@@ -467,7 +469,7 @@ class GraphPanel(QWidget):
             item.overlay = None
         self.legend.setText(legend(name))
         session = self.session
-        if session is None or self.tree is None or session.model is None or name == "none":
+        if session is None or self.tree is None or not self._graphable() or name == "none":
             self._repaint_items()
             return
         statistics = None

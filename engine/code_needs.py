@@ -17,22 +17,14 @@ What a person types themselves (an `--arch` on the command line, an `arch` passe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .errors import EditError, WeightsmithError
+from .arch_code import TIMM_CODE_ARGS, UNREADABLE, arch_code
+from .errors import EditError
 
-if TYPE_CHECKING:
-    from .session import Session
+__all__ = ["TIMM_CODE_ARGS", "CodeNotTrusted", "arch_code", "edit_code", "recipe_code",
+           "request_code", "request_folder", "require_trust"]
 
-#: timm.create_model arguments that load files or reach the network
-TIMM_CODE_ARGS = {
-    "checkpoint_path": "loads a pickle with timm's torch.load (can run code)",
-    "pretrained_cfg": "names weights to download or load",
-    "pretrained_cfg_overlay": "names weights to download or load",
-    "pretrained": "downloads weights",
-}
-#: what asking about an unreadable file or folder may raise: its own open reports it
-_UNREADABLE = (WeightsmithError, OSError, ValueError)
 #: at most this many pieces of code are named in a one-line message
 LISTED = 3
 
@@ -57,52 +49,7 @@ def require_trust(code: list[str], trust: bool, where: str = "") -> None:
         raise CodeNotTrusted(code, where)
 
 
-def arch_code(arch: Any, arch_args: Any = None, *, folder: Path | None = None,
-              field: str = "arch") -> list[str]:
-    """The code building `arch` with `arch_args` would run beyond torchvision/timm/transformers.
-
-    Parameters
-    ----------
-    folder : the opened folder, for the `hf` spec
-    field : the field named in each line ('attach.arch', 'arch')
-    """
-    from .io import hf_folder
-
-    if not isinstance(arch, str):
-        return []
-    args = arch_args if isinstance(arch_args, dict) else {}
-    spec = arch.strip()
-    needs: list[str] = []
-    args_field = field.removesuffix("arch") + "arch_args"
-    if hf_folder.is_hf_spec(spec):
-        if args.get("trust_remote_code"):
-            needs.append(f"{args_field}.trust_remote_code: lets transformers run the folder's "
-                         "Python files")
-        try:
-            config_folder = hf_folder.config_folder(spec, folder)
-        except _UNREADABLE:
-            return needs
-        files = hf_folder.remote_code_files(config_folder)
-        if files:
-            needs.append(f"{field}: the Hugging Face config in {config_folder} needs its own "
-                         f"code ({', '.join(files)})")
-        return needs
-    if spec.startswith("timm:"):
-        for name, what in TIMM_CODE_ARGS.items():
-            if name in args and args[name] not in (None, False):
-                needs.append(f"{args_field}.{name}: {what}")
-        return needs
-    if spec.startswith("torchvision:"):
-        return needs
-    if ".py:" in spec:
-        file_text, _, class_name = spec.rpartition(":")
-        path = Path(file_text).expanduser()
-        shown = path.resolve() if path.exists() else path
-        needs.append(f"{field}: imports and runs {shown} (class {class_name})")
-    return needs
-
-
-def edit_code(spec: Any, session: Session | None = None) -> list[str]:
+def edit_code(spec: Any, session: Any = None) -> list[str]:
     """The code one edit (a dict or an Edit) would run; [] for a malformed spec (its own
     checks reject it when applied)."""
     from .edits import build_edit
@@ -114,7 +61,7 @@ def edit_code(spec: Any, session: Session | None = None) -> list[str]:
     return edit.code_to_run(session)
 
 
-def recipe_code(edits: list[Any], session: Session | None = None, *,
+def recipe_code(edits: list[Any], session: Any = None, *,
                 folder: Path | None = None) -> list[str]:
     """The code replaying `edits` would run, each line prefixed with `edits[i]: `.
 
@@ -161,7 +108,7 @@ def request_code(request: Any) -> list[str]:
         path = request.get("path")
         try:
             listing = code_listing(detect(str(path)).path)
-        except _UNREADABLE:
+        except UNREADABLE:
             listing = None
         if listing is not None and (listing.unsafe or listing.undetermined):
             names = ", ".join(listing.unsafe[:LISTED]) or "code"

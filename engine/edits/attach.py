@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..arch import DEFAULT_SEED, build_model
-from ..code_needs import arch_code
+from ..arch_code import arch_code
 from ..document import ModelDocument
 from ..errors import ArchError, EditError
 from ..io import hf_folder

@@ -44,7 +44,7 @@ def type_name(value: Any) -> str:
             list: "a list", dict: "an object"}.get(type(value), type(value).__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one declaration is one object (defaults may be dicts)
 class Field:
     """One field of an edit or of the training settings.
 

@@ -143,7 +143,7 @@ def test_the_cli_prints_our_line_never_an_unexpected_one(tmp_path):
 
 
 # ---------------------------------------------------------------------- fuzz: recipe JSON
-FIELD_NAMES = sorted({field for cls in EDIT_TYPES.values() for field in cls.fields}
+FIELD_NAMES = sorted({field.name for cls in EDIT_TYPES.values() for field in cls.fields}
                      | {"op", "label", "bogus"})
 TEXTS = st.sampled_from(["fc1.weight", "fc1.bias", "fc2", "*", "fc1.*", "", "0, :3", "0] + _[1",
                          "x * 2", "__import__('os')", "zeros", "normal", "float16", "^(a|aa)+$",
@@ -198,7 +198,7 @@ def near_misses(draw) -> dict:
         elif action == "drop" and keys:
             del spec[draw(st.sampled_from(keys))]
         else:
-            own = [*sorted(EDIT_TYPES[spec["op"]].fields), "label", "bogus"]
+            own = [*sorted(field.name for field in EDIT_TYPES[spec["op"]].fields), "label", "bogus"]
             spec[draw(st.sampled_from(own))] = draw(JSON_VALUES)
     return spec
 
@@ -208,7 +208,7 @@ def edit_specs(draw) -> dict:
     if not draw(st.booleans()):  # the simpler choice (hypothesis starts there): near misses
         return draw(near_misses())
     op = draw(st.sampled_from([*sorted(set(EDIT_TYPES) - SLOW_OPS), "nope"]))
-    fields = sorted(EDIT_TYPES[op].fields) if op in EDIT_TYPES else []
+    fields = sorted(field.name for field in EDIT_TYPES[op].fields) if op in EDIT_TYPES else []
     spec = {"op": op} if draw(st.integers(0, 9)) else {}
     for name in draw(st.lists(st.sampled_from([*fields, "label", "bogus"] if fields else
                                               ["bogus"]), max_size=5, unique=True)):

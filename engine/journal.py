@@ -304,7 +304,9 @@ def restore(entry: JournalEntry, progress: Progress | None = None,
 
 
 def _json_ready(value: Any) -> Any:
+    from .io.json_files import parse_json
+
     try:
-        return json.loads(json.dumps(value, default=str))
-    except (TypeError, ValueError):
+        return parse_json(json.dumps(value, default=str))
+    except (TypeError, ValueError, RecursionError):  # JSONProblem is a ValueError
         return {}

@@ -20,7 +20,6 @@ its user loads the file with:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import FileError
+from .json_files import JSONProblem, parse_json
 from .sources import CHUNK, TensorSource
 from .stored_items import StoredItem
 
@@ -115,11 +115,11 @@ def hf_tied_targets(document: Document) -> dict[str, str] | None:
 def _config_tied_targets(folder: Path) -> dict[str, str] | None:
     """The ties a folder's config.json makes, from its architecture class's declared
     `_tied_weights_keys` (plain names only; patterns need the model: unknown)."""
+    from .hf_folder import read_config
+
     try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(config, dict):
+        config = read_config(folder)
+    except FileError:
         return None
     if config.get("tie_word_embeddings") is False:
         return {}
@@ -220,9 +220,9 @@ def restore_ties(path: Path, entries: dict[str, Slot], text: Any) -> list[str]:
     if text is None:
         return []
     try:
-        groups = json.loads(text) if isinstance(text, str) else text
-    except json.JSONDecodeError:
-        raise FileError(path, f"metadata '{TIES_KEY}' is not valid JSON") from None
+        groups = parse_json(text) if isinstance(text, str) else text
+    except JSONProblem as error:
+        raise FileError(path, f"metadata '{TIES_KEY}' is not valid JSON ({error})") from None
     if not isinstance(groups, list) or not all(
             isinstance(group, list) and all(isinstance(name, str) for name in group)
             for group in groups):

@@ -16,16 +16,17 @@ nowhere, and things that are not regular files.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import FileError
 from .atomic import TEMP_MARK
+from .json_files import JSONProblem, parse_json
 
 #: endings of weight files: at the top of a model folder they are the model's own weights
 #: (written anew, or stale in another format), never copied
@@ -70,6 +71,35 @@ def resolve_inside(path: Path, folder: Path, what: str = "weights") -> Path:
     if not stat.S_ISREG(info.st_mode):
         raise FileError(path, "is not a regular file")
     return real
+
+
+def read_folder_json(folder: Path, name: str, max_bytes: int | None = None) -> Any:
+    """The parsed JSON file `name` of `folder` (config.json, modules.json), read only from
+    inside the folder, as every other file of a folder is.
+
+    Parameters
+    ----------
+    max_bytes : refuse a larger file (None: no limit beyond what parsing bounds)
+
+    Raises
+    ------
+    FileError : missing, a link that leaves the folder, not a regular file, larger than
+        `max_bytes`, not UTF-8, or not JSON (hostile numbers and nesting included)
+    """
+    path = folder / name
+    if not os.path.lexists(path):
+        raise FileError(path, "no such file")
+    real = resolve_inside(path, folder, "files")
+    try:
+        if max_bytes is not None and os.stat(real).st_size > max_bytes:
+            raise FileError(path, f"is larger than {max_bytes:,} bytes; not read")
+        text = real.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise FileError(path, f"cannot be read ({error})") from None
+    try:
+        return parse_json(text)
+    except JSONProblem as error:
+        raise FileError(path, f"not valid JSON ({error})") from None
 
 
 @dataclass
@@ -183,8 +213,8 @@ def _module_folders(folder: Path) -> set[str]:
     """Subfolders that sentence-transformers' `modules.json` names as modules (their files,
     weights included, belong to other modules of the pipeline and are kept as they are)."""
     try:
-        document = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
+        document = read_folder_json(folder, "modules.json")
+    except FileError:  # none, or one that leaves the folder (the walk says so)
         return set()
     if not isinstance(document, list):
         return set()

@@ -4,14 +4,13 @@ never touches the hub). The files beside the weights: `engine.io.folder_files`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from ..errors import ArchError, WeightsmithError
-from .json_files import parse_json
+from ..errors import ArchError, FileError, WeightsmithError
+from .folder_files import read_folder_json, resolve_inside
 
 #: the arch spec that means "build from the opened folder's config.json"
 HF_SPEC = "hf"
@@ -19,6 +18,20 @@ HF_SPEC = "hf"
 
 #: config.json larger than this is not read to offer an architecture (real ones are a few KB)
 MAX_CONFIG_BYTES = 4 * 2**20
+
+
+def read_config(folder: Path, max_bytes: int | None = None) -> dict[str, Any]:
+    """The parsed config.json of `folder`, read only from inside the folder (a link that
+    leaves it is refused, as for the folder's weights).
+
+    Raises
+    ------
+    FileError : missing, a link leaving the folder, too large, not JSON, not an object
+    """
+    config = read_folder_json(folder, "config.json", max_bytes)
+    if not isinstance(config, dict):
+        raise FileError(folder / "config.json", "is not a JSON object")
+    return config
 
 
 def model_folder(path: str | Path) -> dict[str, Any] | None:
@@ -49,12 +62,8 @@ def model_folder(path: str | Path) -> dict[str, Any] | None:
         except WeightsmithError:
             return None
     try:
-        if config_path.stat().st_size > MAX_CONFIG_BYTES:
-            return None
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(config, dict):
+        config = read_config(folder, MAX_CONFIG_BYTES)
+    except FileError:  # opening it with `hf` says what is wrong
         return None
     names = config.get("architectures")
     architecture = names[0] if isinstance(names, list) and names and isinstance(names[0], str) \
@@ -93,10 +102,10 @@ def remote_code_files(folder: Path) -> list[str]:
     there is no readable config.json or it needs no code.
     """
     try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):  # its own open reports the problem
+        config = read_config(folder)
+    except FileError:  # building from it reports the problem (and runs nothing)
         return []
-    auto_map = config.get("auto_map") if isinstance(config, dict) else None
+    auto_map = config.get("auto_map")
     if not auto_map:
         return []
     files: list[str] = []
@@ -112,6 +121,17 @@ def remote_code_files(folder: Path) -> list[str]:
             if name not in files:
                 files.append(name)
     return files or ["code named by auto_map"]
+
+
+def _python_files_inside(folder: Path) -> None:
+    """Refuse a `.py` file of `folder` that is a link leaving it: trusted, transformers
+    imports the files `auto_map` names and the files they import from the folder."""
+    try:
+        entries = [entry for entry in folder.iterdir() if entry.suffix == ".py"]
+    except OSError:
+        return
+    for entry in entries:
+        resolve_inside(entry, folder, "code")
 
 
 def build_hf_model(folder: Path, arch_args: dict[str, Any] | None = None,
@@ -136,20 +156,23 @@ def build_hf_model(folder: Path, arch_args: dict[str, Any] | None = None,
     import torch
 
     config_path = folder / "config.json"
-    if not config_path.is_file():
+    if not config_path.is_file() and not config_path.is_symlink():
         raise ArchError(f"arch: {folder} has no config.json")
     try:
-        parse_json(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:  # JSONProblem is a ValueError
-        raise ArchError(f"arch: {config_path}: not valid JSON ({error})") from None
-    arch_args = dict(arch_args or {})
-    if not trust:
+        # Checked before transformers sees the folder: transformers reads config.json
+        # (and, trusted, the Python files it names) through any link.
+        read_config(folder)
         code = remote_code_files(folder)
-        if code or arch_args.get("trust_remote_code"):
-            listed = ", ".join(code) if code else "trust_remote_code in arch-args"
-            raise ArchError(f"arch: {config_path} needs remote code ({listed}); refused "
-                            "without trust (--trust, trust=True) because transformers would "
-                            "run it")
+        if code:
+            _python_files_inside(folder)
+    except FileError as error:
+        raise ArchError(f"arch: {error}") from None
+    arch_args = dict(arch_args or {})
+    if not trust and (code or arch_args.get("trust_remote_code")):
+        listed = ", ".join(code) if code else "trust_remote_code in arch-args"
+        raise ArchError(f"arch: {config_path} needs remote code ({listed}); refused "
+                        "without trust (--trust, trust=True) because transformers would "
+                        "run it")
     arch_args.pop("trust_remote_code", None)
     try:
         config = transformers.AutoConfig.from_pretrained(str(folder), local_files_only=True,

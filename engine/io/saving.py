@@ -25,6 +25,7 @@ from .atomic import StagedFiles, atomic_new_folder
 from .file_ties import EVERY_NAME, TIE_MODES, TIES_KEY, TiePlan, plan_ties
 from .folder_files import copy_regular, kept_files, skipped_note
 from .growth import Growth, check_growth, growth_of
+from .json_files import JSONProblem, parse_json
 from .readers import ALIASES_KEY, FROZEN_KEY, RECIPE_KEY, SAVE_ID_KEY, SHARDS_KEY
 from .safetensors_writer import header_bytes, whole_source, write_safetensors
 from .set_commit import (
@@ -328,8 +329,8 @@ def _previous_recipe(origin: Any) -> list[Any]:
     if text is None:
         return []
     try:
-        value = json.loads(text) if isinstance(text, str) else text
-    except json.JSONDecodeError:
+        value = parse_json(text) if isinstance(text, str) else text
+    except JSONProblem:  # not a recipe this program wrote: not carried on
         return []
     return value if isinstance(value, list) else []
 
@@ -439,7 +440,7 @@ def _sole_source(group: list[StoredItem]) -> StoredFile | None:
 
 def _header_names(header: bytes) -> int:
     """How many tensors a safetensors header (8-byte length, JSON) names."""
-    return sum(1 for key in json.loads(header[8:]) if key != "__metadata__")
+    return sum(1 for key in parse_json(header[8:]) if key != "__metadata__")
 
 
 # ---------------------------------------------------------------------- sharded sets

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import WeightsmithError
+from engine.io.json_files import JSONProblem, parse_json
 
 #: choices offered for string arguments whose values are a known set
 KNOWN_CHOICES: dict[str, tuple[str, ...]] = {
@@ -55,8 +56,8 @@ def parse_literal(text: str) -> Any:
     if text.lower() in ("none", "null"):
         return None
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
+        return parse_json(text)
+    except JSONProblem:
         pass
     try:
         value = ast.literal_eval(text)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtWidgets import QFormLayout, QGroupBox, QPlainTextEdit, QWidget
 
+from engine.io.json_files import JSONProblem, parse_json
 from engine.module_spec import LAYERS
 
 from .fields import Field, FormDialog, combo, edit_field, integer, line_edit, signature_fields
@@ -108,9 +109,9 @@ class ReplaceDialog(FormDialog):
         type_name = self.type_field.value()
         if type_name == JSON_TYPE:
             try:
-                module = json.loads(self.json_edit.toPlainText())
-            except json.JSONDecodeError as error:
-                raise ValueError(f"JSON spec: not valid JSON ({error.msg})") from None
+                module = parse_json(self.json_edit.toPlainText())
+            except JSONProblem as error:
+                raise ValueError(f"JSON spec: not valid JSON ({error})") from None
             if not isinstance(module, dict):
                 raise ValueError("JSON spec: expected an object with a 'type'")
         else:

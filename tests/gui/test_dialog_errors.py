@@ -237,3 +237,25 @@ def test_field_for_finds_the_field_a_message_is_about(cnn_window):
     assert dialog.field_for("replace: argument 'padding' is bad") is by_name["padding"]
     assert dialog.field_for("replace: the module is gone") is None
     dialog.deleteLater()
+
+
+@pytest.mark.parametrize("text", ["1" * 5000, "[" * 100_000 + "]" * 100_000])
+def test_hostile_json_typed_or_pasted_is_one_line_beside_the_form(cnn_window, dialogs, text):
+    from gui.dialogs.fields import parse_literal
+
+    # An argument field takes it as text (the engine then names the argument).
+    assert parse_literal(text) == text
+    window = cnn_window
+    window.select_paths(["classifier.2"])
+    seen = {}
+
+    def fill(dialog):
+        dialog.set_json(text)
+        assert not press_ok(dialog)
+        seen["problem"] = dialog.problem.text()
+
+    dialogs.answer(fill)
+    window.edit_actions.replace_action.trigger()
+    assert seen["problem"].startswith("JSON spec: not valid JSON (")
+    assert "\n" not in seen["problem"]
+    assert window.session.history.position == 0

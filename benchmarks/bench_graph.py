@@ -127,9 +127,13 @@ def gui_figures(repeats: int) -> dict:
     items = len(panel.boxes)
     frames = {}
     view = panel.view
+    fit_time = 0.0
     for name, scale in (("whole graph in view (fit)", None), ("100%", 1.0), ("50%", 0.5)):
         if scale is None:
-            view.fit()
+            start = time.perf_counter()
+            view.fit()  # far out: the image of the whole graph is made here, once
+            view.viewport().repaint()
+            fit_time = time.perf_counter() - start
         else:
             view.resetTransform()
             view.scale(scale, scale)
@@ -152,7 +156,7 @@ def gui_figures(repeats: int) -> dict:
     window.close()
     return {"first_paint": first_paint, "boxes": boxes, "expand": expand, "method": method,
             "export_done": export_done, "open_all": open_all, "items": items,
-            "frames": frames}
+            "frames": frames, "fit": fit_time}
 
 
 def main() -> int:
@@ -184,6 +188,8 @@ def main() -> int:
         f"target < 100 ms: {'met' if max(gui['expand']) < 0.1 else 'NOT met'} |",
         f"| opening every group ({gui['items']:,} boxes) | {gui['open_all'] * 1000:.0f} ms | "
         f"– | – |",
+        f"| fitting it in view (draws the far-out image of the whole graph, once per change) "
+        f"| {gui['fit'] * 1000:.0f} ms | – | – |",
     ]
     for name, (middle, p95) in gui["frames"].items():
         rows.append(f"| pan and zoom over the {gui['items']:,}-box graph, {name} | "
@@ -206,8 +212,11 @@ def main() -> int:
         "out on its own and cached, so the first view lays out one group and opening a "
         "block two (the block and its parent). The GUI draws the quick watched pass first "
         "(one meta forward, about 0.4 s for these 2,100 ops) and swaps in the exported "
-        "graph when it is ready; items whose box did not change are kept. Frames skip text "
-        "below 45% zoom and edge labels below 90%.",
+        "graph when it is ready; items whose box did not change are kept. Panning and zooming "
+        "make no Python call per item: boxes are cached pixmaps below 75% zoom in a graph "
+        "of more than 300 boxes, frames and edges are Qt's own path items (all edges in "
+        "four paths), edge labels show from 90%; below 15% such a graph is one image of "
+        "itself, made once per change of the drawing.",
         "",
         LIBRARIES,
     ])

@@ -226,9 +226,11 @@ class EdgeLayer:
     for the arrow heads, the same two for highlighted edges, and the shape labels,
     which show only from LABEL_DETAIL zoom on (made when first needed)."""
 
-    def __init__(self, scene: QGraphicsScene, palette: QPalette) -> None:
+    def __init__(self, scene: QGraphicsScene, palette: QPalette,
+                 content: QGraphicsItem | None = None) -> None:
         self.scene = scene
         self.palette = palette
+        self.content = content
         self.edges: list[Edge] = []
         self._lines = self._path_item(QPalette.ColorRole.Dark, 1.0, 5)
         self._heads = self._path_item(QPalette.ColorRole.Dark, 1.0, 5, filled=True)
@@ -247,13 +249,17 @@ class EdgeLayer:
             item.setBrush(color)
         item.setZValue(z)
         item.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
-        self.scene.addItem(item)
+        if self.content is not None:
+            item.setParentItem(self.content)
+        else:
+            self.scene.addItem(item)
         return item
 
     def set_edges(self, edges: list[Edge]) -> None:
         """Draw these edges (replacing the previous ones)."""
         self.edges = edges
         if self._labels is not None:
+            self._labels.setParentItem(None)
             self.scene.removeItem(self._labels)
             self._labels = None
         self._draw(False, self._lines, self._heads)
@@ -296,7 +302,10 @@ class EdgeLayer:
                 for point in edge.points[1:]:
                     middle.lineTo(point)
                 text.setPos(middle.pointAtPercent(0.5) + QPointF(4, -2))
-            self.scene.addItem(parent)
+            if self.content is not None:
+                parent.setParentItem(self.content)
+            else:
+                self.scene.addItem(parent)
             self._labels = parent
         if self._labels is not None:
             self._labels.setVisible(shown)

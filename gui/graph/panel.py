@@ -19,9 +19,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QImage, QPainter
+from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
+    QGraphicsPixmapItem,
+    QGraphicsRectItem,
     QGraphicsScene,
     QHBoxLayout,
     QLabel,
@@ -60,6 +62,9 @@ if TYPE_CHECKING:
 REBUILD_DELAY_MS = 250
 #: boxes are drawn from cached pixmaps when zoomed out only in graphs of more boxes
 CACHE_FROM_BOXES = 300
+#: below this zoom a big graph is drawn as one image of it (its largest side in pixels)
+FAR_DETAIL = 0.15
+OVERVIEW_SIDE = 8192
 
 
 def prepare_graph(model: Any, twin: Any, method: str, expanded: set[str] | None,
@@ -121,7 +126,17 @@ class GraphPanel(QWidget):
         self.view = GraphView(self.scene, self)
         self.view.key_navigation.connect(self.navigate)
         self.view.zoomed.connect(self._on_zoomed)
-        self.edge_layer = EdgeLayer(self.scene, self.palette())
+        # Everything drawn sits under one item, so that far out (the whole of a big graph
+        # in view) it can be swapped for one image of it in one call.
+        self.content = QGraphicsRectItem()
+        self.content.setPen(Qt.PenStyle.NoPen)
+        self.scene.addItem(self.content)
+        self.overview = QGraphicsPixmapItem()
+        self.overview.setVisible(False)
+        self.overview.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self.scene.addItem(self.overview)
+        self._overview_stale = True
+        self.edge_layer = EdgeLayer(self.scene, self.palette(), self.content)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._show_context_menu)
         self.view.mouseDoubleClickEvent = self._on_double_click  # type: ignore[method-assign]
@@ -340,10 +355,43 @@ class GraphPanel(QWidget):
         self.edges = []
         self.edge_layer.set_edges([])
         self.view.minimap.invalidate()
+        self._overview_stale = True
+        self.overview.setVisible(False)
+        self.content.setVisible(True)
 
     def _on_zoomed(self, zoom: float) -> None:
         self.edge_layer.show_labels(zoom >= LABEL_DETAIL)
         self._update_caching()
+        self._update_overview()
+
+    def _update_overview(self) -> None:
+        """Far out, over a big graph, show one image of it instead of its items."""
+        far = self.view.zoom() < FAR_DETAIL and len(self.boxes) > CACHE_FROM_BOXES
+        if far and (self._overview_stale or not self.overview.isVisible()):
+            if self._overview_stale:
+                self._render_overview()
+            self.content.setVisible(False)
+            self.overview.setVisible(True)
+        elif not far and self.overview.isVisible():
+            self.overview.setVisible(False)
+            self.content.setVisible(True)
+
+    def _render_overview(self) -> None:
+        rect = self.scene.sceneRect()
+        scale = min(OVERVIEW_SIDE / max(rect.width(), rect.height(), 1), FAR_DETAIL * 2)
+        image = QImage(max(int(rect.width() * scale), 1), max(int(rect.height() * scale), 1),
+                       QImage.Format.Format_ARGB32_Premultiplied)
+        image.fill(Qt.GlobalColor.transparent)
+        self.overview.setVisible(False)
+        self.content.setVisible(True)
+        painter = QPainter(image)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        self.scene.render(painter, QRectF(image.rect()), rect)
+        painter.end()
+        self.overview.setPixmap(QPixmap.fromImage(image))
+        self.overview.setScale(1 / scale)
+        self.overview.setPos(rect.topLeft())
+        self._overview_stale = False
 
     def _update_caching(self) -> None:
         # Only a big graph needs its boxes cached (a scaled pixmap blurs the text).
@@ -394,7 +442,7 @@ class GraphPanel(QWidget):
                     self.scene.removeItem(item)
                 item = BoxItem(box, title, subtitle, tip)
                 item.set_cached(self._cached)
-                self.scene.addItem(item)
+                item.setParentItem(self.content)
                 self.boxes[box_id] = item
             else:
                 item.place(box)
@@ -413,7 +461,7 @@ class GraphPanel(QWidget):
                 if frame is not None:
                     self.scene.removeItem(frame)
                 frame = FrameItem(box, f"{name} · {kind}", self._group_tip(key), self.palette())
-                self.scene.addItem(frame)
+                frame.setParentItem(self.content)
                 self.frames[key] = frame
             else:
                 frame.place(box)
@@ -432,6 +480,8 @@ class GraphPanel(QWidget):
         self.refresh_overlay()
         self._mark_matches()
         self.view.minimap.invalidate()
+        self._overview_stale = True
+        self._update_overview()
 
     def _node_tip(self, node_id: str) -> str:
         node = self.tree.graph.nodes[node_id]
@@ -493,6 +543,8 @@ class GraphPanel(QWidget):
         for frame in self.frames.values():
             frame.restyle()
         self.view.minimap.invalidate()
+        self._overview_stale = True
+        self._update_overview()
 
     def _compute_statistics(self, name: str) -> None:
         session = self.session
@@ -753,15 +805,21 @@ class GraphPanel(QWidget):
     def export(self, path: str) -> None:
         """Write the graph as shown (open groups, overlay, selection) to an .svg or .png
         file, atomically."""
-        rect = self.scene.itemsBoundingRect().adjusted(-20, -20, 20, 20)
-        # Boxes paint themselves for the file, as text and shapes, not cached pixmaps.
+        rect = self.content.childrenBoundingRect().adjusted(-20, -20, 20, 20)
+        # Boxes paint themselves for the file, as text and shapes, not cached pixmaps,
+        # and the items are drawn, not the far-out image of them.
         for item in self.boxes.values():
             item.setCacheMode(item.CacheMode.NoCache)
+        far = self.overview.isVisible()
+        self.overview.setVisible(False)
+        self.content.setVisible(True)
         try:
             self._render_to(path, rect)
         finally:
             for item in self.boxes.values():
                 item.refresh_cache()
+            self.overview.setVisible(far)
+            self.content.setVisible(not far)
 
     def _render_to(self, path: str, rect: QRectF) -> None:
         from engine.io.atomic import atomic_path

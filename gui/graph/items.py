@@ -226,17 +226,15 @@ class EdgeLayer:
     for the arrow heads, the same two for highlighted edges, and the shape labels,
     which show only from LABEL_DETAIL zoom on (made when first needed)."""
 
-    def __init__(self, scene: QGraphicsScene, palette: QPalette,
-                 content: QGraphicsItem | None = None) -> None:
+    def __init__(self, scene: QGraphicsScene, palette: QPalette) -> None:
         self.scene = scene
         self.palette = palette
-        self.content = content
         self.edges: list[Edge] = []
         self._lines = self._path_item(QPalette.ColorRole.Dark, 1.0, 5)
         self._heads = self._path_item(QPalette.ColorRole.Dark, 1.0, 5, filled=True)
         self._hot_lines = self._path_item(QPalette.ColorRole.Highlight, 2.0, 6)
         self._hot_heads = self._path_item(QPalette.ColorRole.Highlight, 1.0, 6, filled=True)
-        self._labels: QGraphicsItem | None = None
+        self._labels: list[QGraphicsSimpleTextItem] | None = None
 
     def _path_item(self, role: QPalette.ColorRole, width: float, z: float,
                    filled: bool = False) -> QGraphicsPathItem:
@@ -249,21 +247,24 @@ class EdgeLayer:
             item.setBrush(color)
         item.setZValue(z)
         item.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
-        if self.content is not None:
-            item.setParentItem(self.content)
-        else:
-            self.scene.addItem(item)
+        self.scene.addItem(item)
         return item
 
     def set_edges(self, edges: list[Edge]) -> None:
         """Draw these edges (replacing the previous ones)."""
         self.edges = edges
         if self._labels is not None:
-            self._labels.setParentItem(None)
-            self.scene.removeItem(self._labels)
+            for text in self._labels:
+                self.scene.removeItem(text)
             self._labels = None
         self._draw(False, self._lines, self._heads)
         self._draw(True, self._hot_lines, self._hot_heads)
+
+    def items(self) -> list[QGraphicsItem]:
+        """The items that draw the edges (for hiding them all)."""
+        items: list[QGraphicsItem] = [self._lines, self._heads, self._hot_lines,
+                                      self._hot_heads]
+        return [*items, *(self._labels or [])]
 
     def refresh_highlight(self) -> None:
         """Redraw after `highlighted` flags changed."""
@@ -284,31 +285,30 @@ class EdgeLayer:
         heads.setPath(head_path)
 
     def show_labels(self, shown: bool) -> None:
-        """Show the shape labels (zoomed in) or hide them."""
+        """Show the shape labels (zoomed in) or hide them; made when first shown."""
         if shown and self._labels is None and self.edges:
-            parent = QGraphicsPathItem()  # an empty item to hold the labels
-            parent.setZValue(7)
-            parent.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
             small = QFont()
             small.setPointSizeF(max(small.pointSizeF() * 0.8, 6.0))
             color = self.palette.color(QPalette.ColorRole.PlaceholderText)
+            labels = []
             for edge in self.edges:
                 if not edge.label:
                     continue
-                text = QGraphicsSimpleTextItem(edge.label, parent)
+                text = QGraphicsSimpleTextItem(edge.label)
                 text.setFont(small)
                 text.setBrush(color)
+                text.setZValue(7)
+                text.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
                 middle = QPainterPath(edge.points[0])
                 for point in edge.points[1:]:
                     middle.lineTo(point)
                 text.setPos(middle.pointAtPercent(0.5) + QPointF(4, -2))
-            if self.content is not None:
-                parent.setParentItem(self.content)
-            else:
-                self.scene.addItem(parent)
-            self._labels = parent
+                self.scene.addItem(text)  # top-level: Qt sorts a parent's children per paint
+                labels.append(text)
+            self._labels = labels
         if self._labels is not None:
-            self._labels.setVisible(shown)
+            for text in self._labels:
+                text.setVisible(shown)
 
 
 def _arrow_head(before: QPointF, tip: QPointF) -> QPolygonF:

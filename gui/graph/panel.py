@@ -23,7 +23,6 @@ from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QGraphicsPixmapItem,
-    QGraphicsRectItem,
     QGraphicsScene,
     QHBoxLayout,
     QLabel,
@@ -126,17 +125,16 @@ class GraphPanel(QWidget):
         self.view = GraphView(self.scene, self)
         self.view.key_navigation.connect(self.navigate)
         self.view.zoomed.connect(self._on_zoomed)
-        # Everything drawn sits under one item, so that far out (the whole of a big graph
-        # in view) it can be swapped for one image of it in one call.
-        self.content = QGraphicsRectItem()
-        self.content.setPen(Qt.PenStyle.NoPen)
-        self.scene.addItem(self.content)
+        # Far out (the whole of a big graph in view) the items are hidden and one image
+        # of them is shown. (Items stay top-level: thousands of children under one parent
+        # cost Qt a sort of the siblings at every paint.)
         self.overview = QGraphicsPixmapItem()
         self.overview.setVisible(False)
         self.overview.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self.scene.addItem(self.overview)
         self._overview_stale = True
-        self.edge_layer = EdgeLayer(self.scene, self.palette(), self.content)
+        self.edge_layer = EdgeLayer(self.scene, self.palette())
+        self._items_shown = True
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._show_context_menu)
         self.view.mouseDoubleClickEvent = self._on_double_click  # type: ignore[method-assign]
@@ -357,7 +355,7 @@ class GraphPanel(QWidget):
         self.view.minimap.invalidate()
         self._overview_stale = True
         self.overview.setVisible(False)
-        self.content.setVisible(True)
+        self._show_items(True)
 
     def _on_zoomed(self, zoom: float) -> None:
         self.edge_layer.show_labels(zoom >= LABEL_DETAIL)
@@ -370,11 +368,18 @@ class GraphPanel(QWidget):
         if far and (self._overview_stale or not self.overview.isVisible()):
             if self._overview_stale:
                 self._render_overview()
-            self.content.setVisible(False)
+            self._show_items(False)
             self.overview.setVisible(True)
         elif not far and self.overview.isVisible():
             self.overview.setVisible(False)
-            self.content.setVisible(True)
+            self._show_items(True)
+
+    def _show_items(self, shown: bool) -> None:
+        if shown == self._items_shown:
+            return
+        self._items_shown = shown
+        for item in [*self.boxes.values(), *self.frames.values(), *self.edge_layer.items()]:
+            item.setVisible(shown)
 
     def _render_overview(self) -> None:
         rect = self.scene.sceneRect()
@@ -383,7 +388,7 @@ class GraphPanel(QWidget):
                        QImage.Format.Format_ARGB32_Premultiplied)
         image.fill(Qt.GlobalColor.transparent)
         self.overview.setVisible(False)
-        self.content.setVisible(True)
+        self._show_items(True)
         painter = QPainter(image)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.scene.render(painter, QRectF(image.rect()), rect)
@@ -442,7 +447,8 @@ class GraphPanel(QWidget):
                     self.scene.removeItem(item)
                 item = BoxItem(box, title, subtitle, tip)
                 item.set_cached(self._cached)
-                item.setParentItem(self.content)
+                item.setVisible(self._items_shown)
+                self.scene.addItem(item)
                 self.boxes[box_id] = item
             else:
                 item.place(box)
@@ -461,7 +467,8 @@ class GraphPanel(QWidget):
                 if frame is not None:
                     self.scene.removeItem(frame)
                 frame = FrameItem(box, f"{name} · {kind}", self._group_tip(key), self.palette())
-                frame.setParentItem(self.content)
+                frame.setVisible(self._items_shown)
+                self.scene.addItem(frame)
                 self.frames[key] = frame
             else:
                 frame.place(box)
@@ -805,21 +812,21 @@ class GraphPanel(QWidget):
     def export(self, path: str) -> None:
         """Write the graph as shown (open groups, overlay, selection) to an .svg or .png
         file, atomically."""
-        rect = self.content.childrenBoundingRect().adjusted(-20, -20, 20, 20)
+        rect = self.scene.sceneRect()
         # Boxes paint themselves for the file, as text and shapes, not cached pixmaps,
         # and the items are drawn, not the far-out image of them.
         for item in self.boxes.values():
             item.setCacheMode(item.CacheMode.NoCache)
         far = self.overview.isVisible()
         self.overview.setVisible(False)
-        self.content.setVisible(True)
+        self._show_items(True)
         try:
             self._render_to(path, rect)
         finally:
             for item in self.boxes.values():
                 item.refresh_cache()
             self.overview.setVisible(far)
-            self.content.setVisible(not far)
+            self._show_items(not far)
 
     def _render_to(self, path: str, rect: QRectF) -> None:
         from engine.io.atomic import atomic_path

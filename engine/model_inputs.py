@@ -95,7 +95,10 @@ def example_inputs(model: nn.Module, *, batch: int = 1,
     else:
         guess = _unprobed_guess(model, dtype, field_name)
     generator = torch.Generator().manual_seed(0)
-    if guess.tokens is not None:
+    if device.type == "meta":  # no values to draw: nothing is allocated
+        sample = torch.empty((batch, *guess.shape), device=device,
+                             dtype=torch.long if guess.tokens is not None else dtype)
+    elif guess.tokens is not None:
         sample = torch.randint(0, guess.tokens, (batch, *guess.shape), generator=generator)
     else:
         sample = torch.randn((batch, *guess.shape), generator=generator).to(dtype)

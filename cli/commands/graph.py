@@ -7,7 +7,7 @@ import json
 import sys
 
 from engine.errors import EditError
-from engine.graph import METHODS, build_graph
+from engine.graph import METHODS, build_graph, check_input_shape
 from engine.graph.groups import GroupTree
 from engine.graph.serialize import expanded_to_depth, svg_of, to_dot, visible_json
 from engine.io.atomic import atomic_write_bytes
@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     if args.depth is not None and args.depth < 1:
         raise EditError(f"--depth: expected 1 or more, got {args.depth}")
     shape = parse_shape(args.input_shape)
+    if shape is not None:  # before the model is built: a typo fails at once
+        shape = list(check_input_shape(shape, "--input-shape"))
     # Without weights only shapes are needed: build on the meta device.
     session = open_document(args, meta=True, path=args.path)
     try:

@@ -8,7 +8,8 @@ groups; `serialize` writes JSON, DOT and SVG. See docs/graph.md.
 
 from __future__ import annotations
 
-from .build import METHODS, build_graph
+from .build import MAX_INPUT_ELEMENTS, METHODS, build_graph, check_input_shape
 from .model import Graph, GraphError, Node
 
-__all__ = ["METHODS", "Graph", "GraphError", "Node", "build_graph"]
+__all__ = ["MAX_INPUT_ELEMENTS", "METHODS", "Graph", "GraphError", "Node", "build_graph",
+           "check_input_shape"]

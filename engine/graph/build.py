@@ -9,6 +9,7 @@ fail one GraphError names each reason in one line.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from torch import nn
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
 
 #: the methods in the order they are tried
 METHODS = ("export", "fx", "hooks")
+#: the most elements a given example input may hold (1 GiB of float32, as for export):
+#: the watched pass may run the live model on it, and a typo in a shape must not
+#: allocate without bound
+MAX_INPUT_ELEMENTS = 2**28
 _TRACERS: dict[str, Callable[[nn.Module, ExampleInputs], Graph]] = {
     "export": trace_export, "fx": trace_fx, "hooks": trace_hooks}
 
@@ -47,10 +52,13 @@ def build_graph(model: nn.Module, *, method: str = "auto",
 
     Raises
     ------
-    GraphError : no method could trace the model (each reason in the one line)
+    GraphError : no method could trace the model (each reason in the one line), or
+        `input_shape` is not a shape of at most MAX_INPUT_ELEMENTS
     """
     if method != "auto" and method not in METHODS:
         raise GraphError(f"method: expected auto or one of {', '.join(METHODS)}, got '{method}'")
+    if input_shape is not None:
+        input_shape = check_input_shape(input_shape)
     methods = METHODS if method == "auto" else (method,)
     report(progress, 0.02, "copying the model to the meta device")
     subject = twin if twin is not None else meta_twin(model)
@@ -85,6 +93,24 @@ def build_graph(model: nn.Module, *, method: str = "auto",
             report(progress, 1.0, "graph built")
             return graph
     raise GraphError(f"graph: {type(model).__name__} cannot be traced: " + "; ".join(notes))
+
+
+def check_input_shape(shape: tuple[int, ...] | list[int],
+                      field: str = "input_shape") -> tuple[int, ...]:
+    """`shape` as a tuple, once it is a sample's shape of at most MAX_INPUT_ELEMENTS.
+
+    Raises
+    ------
+    GraphError : not positive integers, or too many elements (naming `field`)
+    """
+    if not shape or not all(isinstance(size, int) and not isinstance(size, bool)
+                            and size > 0 for size in shape):
+        raise GraphError(f"{field}: expected positive sizes such as 3,224,224")
+    elements = math.prod(shape)
+    if elements > MAX_INPUT_ELEMENTS:
+        raise GraphError(f"{field}: a sample of {elements:,} elements is too large "
+                         f"(at most {MAX_INPUT_ELEMENTS:,})")
+    return tuple(shape)
 
 
 def _on_meta(model: nn.Module) -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ElementTree
 
 import pytest
@@ -129,3 +131,109 @@ def test_an_untraceable_model_names_why(tmp_path, capsys):
     assert "cannot be traced" in err
     assert "not today" in err
     assert not out.exists()
+
+
+# ---------------------------------------------------------------------- hostile input
+class _Evil:
+    """Unpickling this creates a file: the proof that code from the file ran."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("style", ["state dict", "whole file"])
+def test_a_file_that_would_run_code_is_refused_in_one_line(style, tmp_path, capsys):
+    from tests.models import SmallCNN, seeded
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    if style == "state dict":  # weights with a payload beside them, with an architecture
+        torch.save({**seeded(SmallCNN).state_dict(), "extra": _Evil(str(marker))}, path)
+        args = [str(path), "--arch", f"{MODELS_FILE}:SmallCNN"]
+    else:
+        torch.save(_Evil(str(marker)), path)
+        args = [str(path)]
+    out = tmp_path / "g.json"
+    assert main(["graph", *args, "--json", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"error: {path}: refused")
+    assert "io.open" in err
+    assert "--trust" in err
+    assert not marker.exists()
+    assert not out.exists()
+
+
+def test_a_folder_whose_config_needs_remote_code_is_refused(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    from tests.engine.test_code_trust import custom_code_folder
+
+    folder, marker = tmp_path / "model", tmp_path / "ran.txt"
+    custom_code_folder(folder, marker)
+    assert main(["graph", str(folder), "--arch", "hf", "--json", str(tmp_path / "g.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "needs remote code (configuration_evil.py, modeling_evil.py)" in err
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("shape", ["3,100000,100000", "3,99999999999999999999,5"])
+def test_a_huge_input_shape_is_refused_before_anything_is_built(shape, tmp_path, capsys,
+                                                                 monkeypatch):
+    import cli.commands.graph as command
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was opened")
+
+    monkeypatch.setattr(command, "open_document", never)
+    out = tmp_path / "g.json"
+    assert main(["graph", "--arch", "torchvision:resnet18", "--input-shape", shape,
+                 "--json", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--input-shape: a sample of" in err
+    assert "is too large (at most 268,435,456)" in err
+    assert not out.exists()
+
+
+def test_a_huge_shape_from_the_api_is_refused_without_allocating():
+    from engine.graph import GraphError, build_graph
+    from tests.models import SmallCNN, seeded
+
+    with pytest.raises(GraphError, match=r"input_shape: a sample of 30,000,000,000 elements"):
+        build_graph(seeded(SmallCNN), input_shape=(3, 100_000, 100_000))
+    with pytest.raises(GraphError, match="input_shape: expected positive sizes"):
+        build_graph(seeded(SmallCNN), input_shape=(3, True, 5))
+
+
+def test_a_shape_within_the_limit_allocates_nothing_on_the_meta_device():
+    # 3 x 8192 x 8192 floats are 805 MB if made; traced on the meta twin, nothing is.
+    # A fresh process, so that its peak memory is this graph's alone.
+    code = (
+        "import resource, sys, torch\n"
+        "from engine.graph import build_graph\n"
+        "with torch.device('meta'):\n"
+        "    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1),"
+        " torch.nn.Flatten(), torch.nn.Linear(4, 2))\n"
+        "build_graph(model, input_shape=(3, 32, 32))  # export's own first-call memory\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "graph = build_graph(model, input_shape=(3, 8192, 8192))\n"
+        "grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before\n"
+        "print(graph.method, graph.nodes['input:input'].shape, grown)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    method, rest = result.stdout.split(" ", 1)
+    shape, grown_kb = rest.rsplit(" ", 1)
+    assert method == "export"
+    assert shape == "(1, 3, 8192, 8192)"
+    assert int(grown_kb) < 100_000, f"peak memory grew by {grown_kb} KB (805 MB if made)"
+
+
+def test_a_depth_beyond_the_model_is_the_whole_graph_at_once(capsys):
+    deep = graph_json(capsys, "--arch", f"{MODELS_FILE}:SmallCNN", "--depth", str(10**9))
+    full = graph_json(capsys, "--arch", f"{MODELS_FILE}:SmallCNN")
+    assert deep == full

@@ -3,10 +3,13 @@ search, keyboard, export."""
 
 from __future__ import annotations
 
+import threading
+import time
 import xml.etree.ElementTree as ElementTree
 
 import pytest
 import torch
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
 from engine import Session
@@ -193,3 +196,44 @@ def test_checkpoint_mode_and_untraceable_models_say_why(make_window, qtbot):
     qtbot.waitUntil(lambda: "cannot be traced" in panel.status.text()
                     or "no example inputs" in panel.status.text(), timeout=120_000)
     assert "\n" not in panel.status.text()
+
+
+def test_building_runs_off_the_gui_thread_with_progress_and_cancel(make_window, qtbot,
+                                                                    monkeypatch):
+    import gui.graph.panel as panel_module
+    from engine.progress import report
+
+    real_build = panel_module.build_graph
+    threads = []
+
+    def slow_build(model, *, progress=None, **kwargs):
+        threads.append(threading.current_thread())
+        for _ in range(6000):  # about a minute, unless cancelled
+            report(progress, 0.5, "tracing (slowly)")
+            time.sleep(0.01)
+        raise AssertionError("the build was not cancelled")
+
+    monkeypatch.setattr(panel_module, "build_graph", slow_build)
+    window = make_window(Session(seeded(SmallCNN)))
+    window.graph_dock.show()
+    window.graph_dock.raise_()
+    panel = window.graph_host.ensure()
+    tasks = panel.tasks
+    # The progress reaches the bar while the GUI thread keeps turning its event loop.
+    qtbot.waitUntil(lambda: tasks.isVisible() and tasks.bar.value() == 500, timeout=30_000)
+    assert threads
+    assert threads[0] is not threading.main_thread()
+    assert tasks.cancel_button.isEnabled()
+    qtbot.mouseClick(tasks.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.status.text() == "Graph building cancelled", timeout=30_000)
+    assert panel._task is None
+    assert panel.graph is None
+    assert not panel.boxes
+    assert not tasks.isVisible()
+    threads[0].join(10)
+    assert not threads[0].is_alive()
+    # Building again afterwards draws the graph.
+    monkeypatch.setattr(panel_module, "build_graph", real_build)
+    panel.rebuild()
+    qtbot.waitUntil(lambda: panel.graph is not None and panel._task is None, timeout=120_000)
+    assert {"features.0", "classifier", "input:x"} <= set(panel.boxes)

@@ -261,6 +261,34 @@ class DataChange(SwapChange):
         return _region_nbytes(self._other)
 
 
+class SlotChange(SwapChange):
+    """The Slot behind one checkpoint tensor (all its tied names) replaced by another.
+
+    A merge or an adapter written into a lazily opened checkpoint swaps Slots instead of
+    writing into the old tensor: the old Slot, kept for undo, costs no memory while it
+    was never read (its bytes stay in the file, whose descriptor stays open).
+    """
+
+    kind = "values"
+
+    def __init__(self, entries: dict[str, Any], names: tuple[str, ...], new_slot: Any) -> None:
+        super().__init__(new_slot)
+        self.entries = entries
+        self.names = names
+
+    def _read(self) -> Any:
+        return self.entries[self.names[0]]
+
+    def _write(self, value: Any) -> None:
+        for name in self.names:
+            self.entries[name] = value
+
+    @property
+    def nbytes(self) -> int:
+        other = self._other
+        return other.nbytes if other.loaded else 0
+
+
 class FlagChange(SwapChange):
     """`requires_grad` of a tensor set."""
 

@@ -305,6 +305,19 @@ class Document(ABC):
                                 f"'{target.name}' {'has' if what == 'has shape' else what} "
                                 f"{mine}")
 
+    def replace_tensor(self, tx: Transaction, name: str, values: torch.Tensor) -> None:
+        """Make `values` (same shape) the values of tensor `name`, through `tx` (undoable).
+
+        The values are cast to the tensor's dtype and device. A model keeps its tensor
+        object (`.data` is replaced, as a cast does); a checkpoint gets a new Slot, so
+        undo data is the old one (free while it was never read from its file).
+        """
+        tensor = self.tensor(name)
+        data = values.detach().to(device=tensor.device, dtype=tensor.dtype)
+        if data.untyped_storage().data_ptr() == tensor.untyped_storage().data_ptr():
+            data = data.clone()  # a result that is the live tensor itself (a passthrough)
+        self.replace_data(tx, name, data.contiguous())
+
     @abstractmethod
     def tie(self, tx: Transaction, target: str, source: str) -> tuple[str, str, str]:
         """Bind `target` to the very tensor (or module) of `source`, undoably.

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ..changes import ContentsChange, ItemChange, Transaction
+from ..changes import ContentsChange, ItemChange, SlotChange, Transaction
 from ..checkpoint import CheckpointState, Slot
 from ..errors import EditError
 from .base import Document
@@ -132,6 +132,14 @@ class CheckpointDocument(Document):
         return "tensor", target
 
     # ------------------------------------------------------------------ changes
+    def replace_tensor(self, tx: Transaction, name: str, values: torch.Tensor) -> None:
+        slot = self.slot(name)
+        data = values.detach().to(dtype=slot.dtype)
+        if slot.loaded and data.untyped_storage().data_ptr() == \
+                slot.tensor.untyped_storage().data_ptr():
+            data = data.clone()
+        tx.add(SlotChange(self.entries, tuple(self.aliases(name)), Slot(data.contiguous())))
+
     def replace_entries(self, tx: Transaction, items: list[tuple[str, Slot]],
                         names: tuple[str, ...], owned_bytes: int = 0) -> None:
         """Make `items` the document's names, in order (undoable; one root structure change).

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from ..errors import FileError
+from .sources import ComputedSource
 from .stored_items import StoredItem
 
 GROWTH_FACTOR = 64
@@ -63,6 +64,8 @@ def _storage_bytes(item: StoredItem) -> tuple[object, int]:
     """(identity of the bytes behind `item`, how many there are)."""
     if item.source is not None:
         return ("file", id(item.source)), item.nbytes
+    if isinstance(item.row.unread_source, ComputedSource):
+        return ("computed", item.name), item.nbytes  # dense by construction; not made twice
     tensor = item.row.load()
     if tensor.device.type == "meta":
         return ("meta", id(tensor)), 0

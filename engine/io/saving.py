@@ -71,6 +71,7 @@ def save_document(
     weights_format: str | None = None,
     ties: str | None = None,
     allow_large_output: bool = False,
+    parallel_shards: int | None = None,
 ) -> dict[str, Any]:
     """Write `document` to `path`, atomically; the caller (the Session) marks itself saved.
 
@@ -95,6 +96,8 @@ def save_document(
         default 'hf' for a folder of a model whose config ties tensors, else 'every_name'
     allow_large_output : write a file more than 64x (and 1 GiB) bigger than the stored
         tensors (broadcast views written dense); refused without it (see `engine.io.growth`)
+    parallel_shards : shards written side by side (default `PARALLEL_SHARDS`); 1 when
+        each tensor is made as it is written (a streamed merge), so that memory holds one
 
     Returns
     -------
@@ -122,6 +125,8 @@ def save_document(
     job = _Job(document, recipe, path, progress, metadata)
     job.plan_ties(ties, kind)
     job.allow_large_output = allow_large_output
+    if parallel_shards is not None:
+        job.parallel = max(1, parallel_shards)
     try:
         if kind == FOLDER:
             _save_folder(job, shard_bytes, weights_format)
@@ -230,6 +235,7 @@ class _Job:
         #: marks the shards this save writes, and the index that lists them
         self.save_id = new_save_id()
         self.allow_large_output = False
+        self.parallel = PARALLEL_SHARDS
         self._lock = threading.Lock()
         self._failed = False
 
@@ -516,7 +522,7 @@ def _stage_in_parallel(job: _Job, commit: SetCommit,
             job.fail()
             raise
 
-    with ThreadPoolExecutor(max_workers=PARALLEL_SHARDS) as pool:
+    with ThreadPoolExecutor(max_workers=job.parallel) as pool:
         futures = [pool.submit(stage, final, group) for final, group in shards]
     errors = [future.exception() for future in futures]
     first = next((error for error in errors if error is not None

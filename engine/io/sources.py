@@ -126,6 +126,17 @@ class TensorSource:
         return load_tensor(self)
 
 
+@dataclass(frozen=True)
+class ComputedSource:
+    """A tensor made each time it is read and never kept (a streamed merge's output).
+
+    A Slot with this source is never "loaded": a save writes it from what the read gives,
+    and counts it as dense (it is made whole, never a broadcast view).
+    """
+
+    key: str
+
+
 def load_tensor(source: TensorSource) -> torch.Tensor:
     """Read one tensor (see `TensorSource.load`)."""
     if source.nbytes == 0:

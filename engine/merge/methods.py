@@ -186,40 +186,54 @@ def _task_vectors(inputs: MergeInputs, sparsify: str | None) -> list[torch.Tenso
             assert inputs.generator_for is not None
             delta = _bernoulli(delta, inputs.densities[index], rescale,
                                inputs.generator_for(index))
-        weight = torch.tensor(inputs.weights[index], dtype=delta.dtype)
-        deltas.append(delta.mul_(weight) if delta is not tensor else delta * weight)
+        deltas.append(delta.mul_(torch.tensor(inputs.weights[index], dtype=delta.dtype)))
     return deltas
 
 
+def _sum_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype torch sums `dtype` in (float32 for half precision), then rounds once."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
 def _accumulate(inputs: MergeInputs, deltas: list[torch.Tensor], consensus: bool) -> torch.Tensor:
-    """base + lambda x (the mixed task vector), mergekit's way, one delta at a time."""
+    """base + lambda x (the mixed task vector), mergekit's way, one delta at a time.
+
+    mergekit stacks the task vectors and sums over the stack; torch sums half precision
+    in float32 and rounds once, so the sums here run in float32 too and are rounded to
+    the compute dtype where mergekit's are: the same bits, without the stack.
+    """
     base = inputs.base
     assert base is not None
     dtype = deltas[0].dtype
+    wide = _sum_dtype(dtype)
     weights = torch.tensor(inputs.weights, dtype=dtype)
+    count = len(deltas)
     if consensus:
         # The elected sign: that of the sum of the weighted task vectors (ties at 0: +).
-        total = deltas[0].clone()
+        total = deltas[0].to(wide, copy=True)
         for delta in deltas[1:]:
             total.add_(delta)
-        majority = total >= 0
+        majority = total.to(dtype) >= 0
         del total
-        mixed = torch.zeros_like(deltas[0])
-        divisor = torch.zeros_like(deltas[0])
-        while deltas:
+        mixed = torch.zeros(deltas[0].shape, dtype=wide)
+        divisor = torch.zeros(deltas[0].shape, dtype=wide)
+        for index in range(count):
             delta = deltas.pop(0)
-            index = len(inputs.weights) - len(deltas) - 1
-            # sign(delta) == majority sign; a zero never agrees (its sign is 0).
+            # sign(delta) == the elected sign; a zero never agrees (its sign is 0).
             agrees = torch.where(majority, delta > 0, delta < 0)
             mixed.add_(delta.mul_(agrees))
             divisor.add_(agrees.to(dtype) * weights[index])
             del delta, agrees
+        del majority
+        mixed = mixed.to(dtype)
+        divisor = divisor.to(dtype)
         divisor[divisor == 0] = 1
     else:
-        mixed = deltas.pop(0)
+        mixed = deltas.pop(0).to(wide)
         while deltas:
             mixed.add_(deltas.pop(0))
-        divisor = weights.sum()
+        mixed = mixed.to(dtype)
+        divisor = weights.to(wide).sum().to(dtype)
         if divisor.abs() < 1e-8:
             divisor = torch.ones((), dtype=dtype)
     if inputs.parameters["normalize"]:

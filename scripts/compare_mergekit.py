@@ -59,7 +59,8 @@ def configurations(paths: dict[str, str]) -> dict[str, dict[str, Any]]:
     base, a, b, c = paths["base"], paths["a"], paths["b"], paths["c"]
     return {
         "linear": {"merge_method": "linear", "models": [
-            {"model": a, "parameters": {"weight": 0.5}}, {"model": b, "parameters": {"weight": 0.3}},
+            {"model": a, "parameters": {"weight": 0.5}},
+            {"model": b, "parameters": {"weight": 0.3}},
             {"model": c, "parameters": {"weight": 0.2}}]},
         "linear (normalize false)": {"merge_method": "linear", "parameters": {"normalize": False},
                                      "models": [{"model": a, "parameters": {"weight": 0.7}},

@@ -51,9 +51,11 @@ def test_linear_merge_of_files_into_a_checkpoint_and_exact_undo(tmp_path):
     for name, tensor in session.state_dict().items():
         expected = (states[0][name] + states[1][name] + 2 * states[2][name]) / 4
         assert torch.allclose(tensor, expected, atol=1e-6)
-    assert report["merged"] == 4 and report["method"] == "linear"
+    assert report["merged"] == 4
+    assert report["method"] == "linear"
     change = report["tensors"][0]["relative_change"]
-    assert set(change) == {"self", paths[1], paths[2]} and all(v > 0 for v in change.values())
+    assert set(change) == {"self", paths[1], paths[2]}
+    assert all(v > 0 for v in change.values())
     assert session.history.nbytes == 0
     session.undo()
     # The very same Slots came back, still unread from the file: undo cost no memory.
@@ -128,11 +130,14 @@ def test_mismatches_are_one_line_naming_the_tensor_or_skipped_and_reported(tmp_p
     save_file(odd, str(tmp_path / "odd.safetensors"))
     session = Session.open(paths[0])
     before = {n: bits(t).clone() for n, t in session.state_dict().items()}
-    spec = {"op": "merge", "method": "linear", "models": ["self", str(tmp_path / "odd.safetensors")]}
+    spec = {"op": "merge", "method": "linear",
+            "models": ["self", str(tmp_path / "odd.safetensors")]}
     with pytest.raises(EditError) as error:
         session.apply(spec)
     message = str(error.value)
-    assert "\n" not in message and "'fc2.bias' is missing from" in message and "odd" in message
+    assert "\n" not in message
+    assert "'fc2.bias' is missing from" in message
+    assert "odd" in message
     wrong_shape = {**tensors_of(paths[1]), "fc2.weight": torch.zeros(3, 8)}
     save_file(wrong_shape, str(tmp_path / "shape.safetensors"))
     with pytest.raises(EditError) as error:
@@ -153,8 +158,9 @@ def test_dtype_mismatch_needs_a_dtype(tmp_path):
     half = {n: t.half() for n, t in tensors_of(paths[1]).items()}
     save_file(half, str(tmp_path / "half.safetensors"))
     session = Session.open(paths[0])
-    spec = {"op": "merge", "method": "linear", "models": ["self", str(tmp_path / "half.safetensors")]}
-    with pytest.raises(EditError, match="float32 in self but float16 in .*give a dtype"):
+    spec = {"op": "merge", "method": "linear",
+            "models": ["self", str(tmp_path / "half.safetensors")]}
+    with pytest.raises(EditError, match=r"float32 in self but float16 in .*give a dtype"):
         session.apply(spec)
     session.apply({**spec, "dtype": "float32"})
     assert session.state_dict()["fc1.weight"].dtype == torch.float32
@@ -184,14 +190,15 @@ def test_dtype_mismatch_needs_a_dtype(tmp_path):
 def test_bad_specs_are_refused_when_built(spec, message):
     with pytest.raises(EditError) as error:
         Merge({"op": "merge", **spec})
-    assert message in str(error.value) and "\n" not in str(error.value)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
 
 
 def test_a_missing_input_file_is_one_line(tmp_path):
     session = Session.open(variant_files(tmp_path)[0])
     with pytest.raises(EditError, match=r"^merge.models: .*nope.safetensors: no such file"):
-        session.apply({"op": "merge", "method": "linear", "models": ["self",
-                                                                     str(tmp_path / "nope.safetensors")]})
+        session.apply({"op": "merge", "method": "linear",
+                       "models": ["self", str(tmp_path / "nope.safetensors")]})
 
 
 def test_dare_seed_is_recorded_and_the_recipe_replays_exactly(tmp_path):
@@ -235,7 +242,8 @@ def test_a_merge_over_the_history_budget_applies_but_cannot_be_undone(tmp_path):
     session.apply({"op": "merge", "method": "linear", "models": ["self", paths[1]]})
     assert not session.can_undo
     assert session.recipe()[0]["op"] == "merge"
-    assert notices and "can no longer be undone" in notices[0]
+    assert notices
+    assert "can no longer be undone" in notices[0]
 
 
 def test_integer_tensors_are_kept(tmp_path):

@@ -7,6 +7,12 @@ torch expression string such as `x * (x.abs() >= 0.05)` or `torch.clamp(x, -1, 1
 The engine evaluates that string, and the exported script contains the same string,
 so both compute the same bits. Anything else (imports, other names, attributes
 outside the whitelist, lambdas, subscripts, strings) is rejected before anything runs.
+
+Other tensors of the document are read through one accessor, `t("name")`, whose only
+argument must be a literal string: it becomes `_t('name')` in the generated code, and
+the names are listed (`CompiledExpr.tensor_names`) so the edit checks each one against
+the document before anything runs and passes exactly those tensors (`evaluate(x,
+tensors=...)`). `_t` looks names up in that mapping and nothing else.
 """
 
 from __future__ import annotations
@@ -22,6 +28,10 @@ import torch
 from .errors import EditError
 
 MAX_LENGTH = 2000
+#: the accessor of other tensors: `t("name")`
+ACCESSOR = "t"
+#: the longest tensor name an expression may name
+MAX_NAME_LENGTH = 1000
 
 #: functions callable by name: name -> torch expression prefix
 FUNCTIONS: dict[str, str] = {
@@ -83,16 +93,32 @@ _COMPARE = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "=="
 
 @dataclass(frozen=True)
 class CompiledExpr:
-    """A checked expression: `code` uses only `torch`, `x` and (if random) `_g`."""
+    """A checked expression: `code` uses only `torch`, `x`, `float`, `_g` (if random) and
+    `_t` (the tensors of `tensor_names`)."""
 
     source: str
     code: str
     uses_random: bool
     field: str = "expr"
+    #: the names given to `t(...)`, as written, each once, in order
+    tensor_names: tuple[str, ...] = ()
 
-    def evaluate(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Evaluate over `x` and return a tensor (numbers become 0-d tensors)."""
-        namespace = {"torch": torch, "x": x, "_g": generator, "float": float}
+    def evaluate(self, x: torch.Tensor, generator: torch.Generator | None = None,
+                 tensors: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Evaluate over `x` and return a tensor (numbers become 0-d tensors).
+
+        `tensors` holds a tensor for each of `tensor_names` (the caller resolved and
+        checked them); `t(...)` reads them, moved to `x`'s device.
+        """
+        given = dict(tensors or {})
+        missing = [name for name in self.tensor_names if name not in given]
+        if missing:
+            raise EditError(f"{self.field}: t({missing[0]!r}) was not given a tensor")
+
+        def accessor(name: str) -> torch.Tensor:
+            return given[name].detach().to(x.device)
+
+        namespace = {"torch": torch, "x": x, "_g": generator, "float": float, "_t": accessor}
         try:
             with torch.no_grad():
                 value = eval(self.code, _EVAL_GLOBALS, namespace)  # generated, checked
@@ -123,7 +149,8 @@ def compile_expr(source: str, field: str = "expr") -> CompiledExpr:
         code = translator.visit(tree.body)
     except RecursionError:
         raise EditError(f"{field}: expression nested too deeply") from None
-    return CompiledExpr(source, code, translator.uses_random, field)
+    return CompiledExpr(source, code, translator.uses_random, field,
+                        tuple(translator.tensor_names))
 
 
 class _Translator:
@@ -131,6 +158,7 @@ class _Translator:
         self.field = field
         self.uses_random = False
         self._in_power = 0
+        self.tensor_names: list[str] = []
 
     def reject(self, what: str) -> EditError:
         return EditError(f"{self.field}: {what} is not allowed in an expression")
@@ -157,6 +185,8 @@ class _Translator:
             return CONSTANTS[node.id]
         if node.id in FUNCTIONS or node.id in RANDOM_FUNCTIONS:
             raise self.reject(f"'{node.id}' without a call")
+        if node.id == ACCESSOR:
+            raise self.reject("'t' without a call (write t(\"name\") to read a tensor)")
         raise self.reject(f"the name '{node.id}' (only x, pi, e, inf, nan)")
 
     def visit_BinOp(self, node: ast.BinOp) -> str:
@@ -196,6 +226,8 @@ class _Translator:
     def visit_Call(self, node: ast.Call) -> str:
         # The function is checked before its arguments, so the message names it.
         function = node.func
+        if isinstance(function, ast.Name) and function.id == ACCESSOR:
+            return self._accessor(node)
         if isinstance(function, ast.Name):
             if function.id not in FUNCTIONS and function.id not in RANDOM_FUNCTIONS:
                 raise self.reject(f"the function '{function.id}'")
@@ -222,6 +254,22 @@ class _Translator:
             return (f"torch.{kind}({like}.shape, generator=_g, dtype={like}.dtype)"
                     f".to({like}.device)")
         return f"{FUNCTIONS[function.id]}({', '.join(arguments)})"
+
+    def _accessor(self, node: ast.Call) -> str:
+        """`t("name")`: one literal string, nothing computed; recorded for the caller."""
+        if node.keywords or len(node.args) != 1:
+            raise self.reject("t() with other than one tensor name (write t(\"name\"))")
+        argument = node.args[0]
+        if not isinstance(argument, ast.Constant) or type(argument.value) is not str:
+            raise self.reject("t() of anything but a literal name (write t(\"name\"))")
+        name = argument.value
+        if not name or len(name) > MAX_NAME_LENGTH or "\0" in name:
+            raise self.reject(f"t() of a name that is empty, longer than {MAX_NAME_LENGTH} "
+                              "characters or holds a NUL")
+        if name not in self.tensor_names:
+            self.tensor_names.append(name)
+        # repr() of a str is a str literal: the generated code names only _t and it.
+        return f"_t({name!r})"
 
 
 def _describe(node: ast.AST) -> str:

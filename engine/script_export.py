@@ -186,6 +186,13 @@ def _set(edit: Edit) -> list[str]:
         lines.append(f"values = _tensor(model, {spec['from']!r}).detach().clone()")
     else:
         lines.append(f"x = t.detach()[{index}]" if index is not None else "x = t.detach()")
+        tensors = edit.resolved.get("tensors") or {}
+        if tensors:
+            # t("name") of the expression: the tensors it reads, as they are before the write.
+            lines.append("_tensors = {" + ", ".join(
+                f"{written!r}: _tensor(model, {canonical!r}).detach()"
+                for written, canonical in tensors.items()) + "}")
+            lines.append("_t = lambda name: _tensors[name].to(x.device)  # noqa: E731")
         if edit.compiled.uses_random:
             lines.append(f"_g = torch.Generator().manual_seed({spec['seed']})")
         lines.append(f"values = torch.as_tensor({edit.compiled.code}, device=x.device)  "

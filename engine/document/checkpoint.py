@@ -138,7 +138,13 @@ class CheckpointDocument(Document):
         if slot.loaded and data.untyped_storage().data_ptr() == \
                 slot.tensor.untyped_storage().data_ptr():
             data = data.clone()
-        tx.add(SlotChange(self.entries, tuple(self.aliases(name)), Slot(data.contiguous())))
+        self.replace_slot(tx, name, Slot(data.contiguous()))
+
+    def replace_slot(self, tx: Transaction, name: str, slot: Slot) -> None:
+        """Bind `name` and every name tied to it to `slot` (any shape or dtype), undoably;
+        undo keeps the old Slot (free while it was never read from its file)."""
+        self.slot(name)
+        tx.add(SlotChange(self.entries, tuple(self.aliases(name)), slot))
 
     def replace_entries(self, tx: Transaction, items: list[tuple[str, Slot]],
                         names: tuple[str, ...], owned_bytes: int = 0) -> None:

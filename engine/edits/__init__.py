@@ -7,11 +7,25 @@ contract keeps them out of the modules behind it): the registry, the initializer
 
 from __future__ import annotations
 
-from . import attach, freeze, group, init, load, merge, structure, tensor_ops, ties, train, values
+from . import (
+    attach,
+    freeze,
+    group,
+    init,
+    layout,
+    load,
+    lora,
+    merge,
+    structure,
+    tensor_ops,
+    ties,
+    train,
+    values,
+)
 from .base import EDIT_TYPES, Edit, build_edit
 from .init import INITIALIZERS, METHODS, initializer_parameters, is_random
 from .structure import find_head
 
 __all__ = ["EDIT_TYPES", "INITIALIZERS", "METHODS", "Edit", "attach", "build_edit", "find_head",
-           "freeze", "group", "init", "initializer_parameters", "is_random", "load", "merge",
-           "structure", "tensor_ops", "ties", "train", "values"]
+           "freeze", "group", "init", "initializer_parameters", "is_random", "layout", "load",
+           "lora", "merge", "structure", "tensor_ops", "ties", "train", "values"]

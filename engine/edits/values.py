@@ -84,18 +84,39 @@ class SetValues(Edit):
         generator = None
         if self.compiled.uses_random:
             generator = torch.Generator().manual_seed(self.seed())
+        others = self._other_tensors(doc)
         try:
-            values = self.compiled.evaluate(x, generator)
+            values = self.compiled.evaluate(x, generator, others)
         except EditError:
             raise
         except Exception as error:
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise EditError(f"set.expr: '{self.spec['expr']}' failed: {message}") from None
+            shapes = "".join(f"; t({name!r}) is {shape_text(tuple(other.shape))}"
+                             for name, other in others.items())
+            where = f" (x is {shape_text(tuple(x.shape))}{shapes})" if others else ""
+            raise EditError(f"set.expr: '{self.spec['expr']}' failed: {message}{where}") from None
         if values.untyped_storage().data_ptr() == tensor.untyped_storage().data_ptr():
             # x.t(), x.T, x.view(...) are views of the target: writing one into the
             # target would read what it writes.
             values = values.clone()
         return values
+
+
+    def _other_tensors(self, doc: Document) -> dict[str, torch.Tensor]:
+        """The tensors `t(...)` names, each checked against the document (one line for an
+        unknown name) and resolved to its canonical name (recorded for the script)."""
+        others: dict[str, torch.Tensor] = {}
+        canonical: dict[str, str] = {}
+        for name in self.compiled.tensor_names:
+            try:
+                resolved = doc.canonical_name(name, "set.expr")
+            except EditError:
+                raise EditError(f"set.expr: t({name!r}) names no tensor of the document") \
+                    from None
+            canonical[name] = resolved
+            others[name] = doc.tensor(resolved, "set.expr")
+        self.resolved["tensors"] = canonical
+        return others
 
 
 def _constant(value: Any) -> torch.Tensor:

@@ -226,3 +226,31 @@ models:
     assert "skipped 1" in captured.out
     assert "note: skipped b.weight" in captured.err
     assert "b.weight" not in load_file(str(tmp_path / "o.safetensors"))
+
+
+def test_extract_lora_prints_the_errors_and_writes_a_peft_folder(tmp_path, capsys):
+    pytest.importorskip("peft")
+    generator = torch.Generator().manual_seed(0)
+    base = {"fc.weight": torch.randn(10, 8, generator=generator), "fc.bias": torch.zeros(10)}
+    tuned = dict(base)
+    tuned["fc.weight"] = base["fc.weight"] + torch.randn(10, 2, generator=generator) @ \
+        torch.randn(2, 8, generator=generator)
+    save_file(base, str(tmp_path / "base.safetensors"))
+    save_file(tuned, str(tmp_path / "tuned.safetensors"))
+    out = tmp_path / "adapter"
+    assert main(["extract-lora", str(tmp_path / "base.safetensors"),
+                 str(tmp_path / "tuned.safetensors"), "--rank", "2", "--output", str(out),
+                 "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "fc.weight" in printed
+    assert f"wrote {out} (rank 2, 1 weights)" in printed
+    error = float(next(line for line in printed.splitlines()
+                       if line.startswith("fc.weight")).split()[-1])
+    assert error < 1e-5
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["r"] == 2
+    assert config["target_modules"] == ["fc"]
+    assert main(["extract-lora", str(tmp_path / "base.safetensors"),
+                 str(tmp_path / "tuned.safetensors"), "--rank", "0", "--output",
+                 str(tmp_path / "other")]) == 2
+    assert "--rank: must be at least 1" in capsys.readouterr().err

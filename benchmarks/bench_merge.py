@@ -117,7 +117,7 @@ def main() -> int:
         largest = args.rows * COLUMNS * 4
         bound = 4 * largest + 300 * 10**6
         ratio = median(merges) / median(cats)
-        text = f"""# Streaming merge (`bench_merge.py`)
+        text = f"""## Merging (issue 13): streaming (`benchmarks/bench_merge.py`)
 
 `linear` of two sharded sets of {total / 2 / 1e9:.1f} GB each (float32 {args.rows} x {COLUMNS}
 matrices, {largest / 2**20:.0f} MiB each; two shards per set) into one .safetensors, against

@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ORDER = ["engine", "core", "files", "gui", "gui-startup", "plots", "training", "export",
-         "graph"]
+         "graph", "merge"]
 
 HEADER = """# Benchmarks
 

@@ -22,6 +22,7 @@ from ..checkpoint import Slot
 from ..document.rows import shape_text
 from ..errors import EditError, FileError
 from ..io import read_state_dict
+from ..schema import Field as F
 from .base import Edit, names_text, register
 
 if TYPE_CHECKING:
@@ -86,7 +87,12 @@ class Concat(Edit):
     """Concatenate tensors along a dim into one new tensor (fuse q, k, v)."""
 
     op = "concat"
-    fields = {"sources": True, "to": True, "dim": False, "keep_sources": False}
+    fields = (
+        F("sources", "list", "the tensors to join, in order (two or more)", required=True),
+        F("to", "text", "the new tensor's name", required=True, label="New name"),
+        F("dim", "int", "the dim to join along", default=0),
+        F("keep_sources", "bool", "keep the sources besides the new tensor", default=False),
+    )
     modes = _CHECKPOINT
 
     def parse(self) -> None:
@@ -137,7 +143,14 @@ class Split(Edit):
     """Split one tensor along a dim into several new tensors of the given sizes."""
 
     op = "split"
-    fields = {"source": True, "sizes": True, "to": True, "dim": False, "keep_source": False}
+    fields = (
+        F("source", "text", "the tensor to split", required=True),
+        F("sizes", "list", "the size of each part along dim (they add up to its size)",
+          required=True),
+        F("to", "list", "the new tensors' names, one per size", required=True),
+        F("dim", "int", "the dim to split along", default=0),
+        F("keep_source", "bool", "keep the source besides the parts", default=False),
+    )
     modes = _CHECKPOINT
 
     def parse(self) -> None:
@@ -201,7 +214,11 @@ class Permute(_LayoutOp):
     """Reorder a tensor's dims (`dims` is a permutation, as `torch.permute`)."""
 
     op = "permute"
-    fields = {"target": True, "dims": True}
+    fields = (
+        F("target", "text", "the tensor to permute", required=True),
+        F("dims", "list", "the new order of the dims (a permutation, as torch.permute)",
+          required=True),
+    )
 
     def parse(self) -> None:
         self.get_str("target")
@@ -225,7 +242,11 @@ class Transpose(_LayoutOp):
     """Swap two dims of a tensor (default 0 and 1: a matrix transposed)."""
 
     op = "transpose"
-    fields = {"target": True, "dim0": False, "dim1": False}
+    fields = (
+        F("target", "text", "the tensor to transpose", required=True),
+        F("dim0", "int", "one dim to swap", default=0, minimum=-64),
+        F("dim1", "int", "the other dim", default=1, minimum=-64),
+    )
 
     def parse(self) -> None:
         self.get_str("target")
@@ -250,7 +271,11 @@ class Reshape(_LayoutOp):
     """Give a tensor a new shape with the same number of elements (one size may be -1)."""
 
     op = "reshape"
-    fields = {"target": True, "shape": True}
+    fields = (
+        F("target", "text", "the tensor to reshape", required=True),
+        F("shape", "list", "the new shape (same element count; one size may be -1)",
+          required=True),
+    )
 
     def parse(self) -> None:
         self.get_str("target")
@@ -282,7 +307,13 @@ class CopyFromFile(Edit):
     """Copy one tensor of another file into the checkpoint, by name."""
 
     op = "copy_from_file"
-    fields = {"path": True, "source": True, "to": False, "replace": False}
+    fields = (
+        F("path", "text", "the file to copy from (safetensors, .pt read with weights_only, "
+          "a sharded index or a folder)", required=True),
+        F("source", "text", "the tensor's name in that file", required=True),
+        F("to", "text", "its name here (default the same name)", label="New name"),
+        F("replace", "bool", "overwrite a tensor of that name", default=False),
+    )
     modes = _CHECKPOINT
 
     def parse(self) -> None:

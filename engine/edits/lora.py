@@ -22,6 +22,7 @@ import torch
 from ..document.rows import shape_text
 from ..errors import EditError, FileError
 from ..lora.adapter import LoraModule, read_adapter
+from ..schema import Field as F
 from .base import Edit, register
 
 if TYPE_CHECKING:
@@ -34,7 +35,12 @@ class MergeLora(Edit):
     """Merge a LoRA adapter folder into the document (see the module's docstring)."""
 
     op = "merge_lora"
-    fields = {"adapter": True, "scale": False}
+    fields = (
+        F("adapter", "text", "a PEFT adapter folder (adapter_config.json and "
+          "adapter_model.safetensors or .bin)", required=True, label="Adapter folder"),
+        F("scale", "number", "multiplies the adapter's update (1 is peft's merge)",
+          default=1.0),
+    )
 
     def parse(self) -> None:
         self.get_str("adapter")

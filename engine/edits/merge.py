@@ -32,6 +32,7 @@ from ..merge.inputs import open_inputs
 from ..merge.plan import MergePlan, plan_merge
 from ..merge.spec import SELF, MergeSpec, parse_spec
 from ..progress import Progress, report
+from ..schema import Field as F
 from .base import Edit, names_text, register
 
 if TYPE_CHECKING:
@@ -55,9 +56,22 @@ class Merge(Edit):
     """Merge models into the document's tensors (see the module's docstring)."""
 
     op = "merge"
-    fields = {"method": True, "base": False, "models": True, "parameters": False,
-              "include": False, "exclude": False, "dtype": False, "skip_mismatched": False,
-              "seed": False}
+    fields = (
+        F("method", "text", "linear, task_arithmetic, ties, dare_linear, dare_ties, slerp or "
+          "passthrough (mergekit's names)", required=True),
+        F("base", "text", "the base model: a path, \"self\" (the open document) or null",
+          nullable=True),
+        F("models", "list", "the models: objects with path (or \"self\"), weight, density",
+          required=True),
+        F("parameters", "object", "the method's parameters: normalize, lambda, t, int8_mask, "
+          "weight, density", nullable=True),
+        F("include", "names", "globs of the tensor names to merge (default every one)"),
+        F("exclude", "names", "globs of the tensor names to keep as they are"),
+        F("dtype", "text", "the dtype to compute in (default the inputs' promoted dtype)"),
+        F("skip_mismatched", "bool", "keep (and report) a tensor missing from an input or "
+          "of another shape or dtype, instead of refusing", default=False),
+        F("seed", "seed", "seeds dare_linear and dare_ties (drawn and recorded when absent)"),
+    )
 
     def parse(self) -> None:
         self.merge_spec: MergeSpec = parse_spec(self.spec)

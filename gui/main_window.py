@@ -50,6 +50,7 @@ from .icons import icon
 from .inspector import Inspector
 from .lazy_panel import LazyPanel
 from .listening import SessionListener
+from .merging import MergeActions
 from .settings import Settings
 from .task_runner import TaskRunner, in_background
 from .tree_model import TreeModel
@@ -211,6 +212,7 @@ class MainWindow(QMainWindow):
 
         self.edit_actions = EditActions(self)
         self.file_actions = FileActions(self)
+        self.merge_actions = MergeActions(self)
         self._build_menus()
         self._build_toolbar()
         self._build_status_bar()
@@ -273,6 +275,9 @@ class MainWindow(QMainWindow):
         edit_menu.addAction(self.redo_action)
         edit_menu.addSeparator()
         self.edit_actions.fill_menu(edit_menu)
+        self.merge_actions.fill_edit_menu(edit_menu)
+        self.adapters_menu = bar.addMenu("&Adapters")
+        self.merge_actions.fill_adapters_menu(self.adapters_menu)
         view_menu = bar.addMenu("&View")
         for dock in (self.inspector_dock, self.history_dock, self.plots_dock,
                      self.training_dock):
@@ -407,6 +412,7 @@ class MainWindow(QMainWindow):
         self.update_status()
         self.edit_actions.update_enabled()
         self.file_actions.update_enabled()
+        self.merge_actions.update_enabled()
         if session is not None and len(session.document.tensor_names()) > GC_FREEZE_LIMIT:
             # A big document lives until it is replaced: keep its (many) objects out of
             # the cyclic collector's full scans, which hold the GIL and freeze the GUI.
@@ -467,6 +473,7 @@ class MainWindow(QMainWindow):
     def _on_busy_changed(self, _busy: bool) -> None:
         self._on_history_changed()
         self.edit_actions.update_enabled()
+        self.merge_actions.update_enabled()
 
     def _on_notice(self, text: str) -> None:
         self.statusBar().showMessage(text, 10000)

@@ -22,6 +22,7 @@ import torch
 from ..document.rows import shape_text
 from ..errors import EditError, FileError
 from ..lora.adapter import LoraModule, read_adapter
+from ..merge.compute import relative_change
 from ..schema import Field as F
 from .base import Edit, register
 
@@ -71,6 +72,7 @@ class MergeLora(Edit):
                 raise EditError(f"merge_lora.adapter: '{name}' is {dtype}, not floating-point")
             planned.append((name, module, transpose))
         merged = []
+        changes = []
         for name, module, transpose in planned:
             weight = doc.tensor(name).detach()
             delta = module.delta(transpose, scale).to(weight.device)
@@ -78,12 +80,15 @@ class MergeLora(Edit):
             # (float32 factors of a bfloat16 model) and rounded once into the weight's.
             wide = torch.promote_types(weight.dtype, delta.dtype)
             with torch.no_grad():
-                doc.replace_tensor(tx, name, (weight.to(wide) + delta.to(wide)).to(weight.dtype))
+                new = (weight.to(wide) + delta.to(wide)).to(weight.dtype)
+                changes.append({"name": name, "shape": list(weight.shape),
+                                "relative_change": relative_change(new, weight)})
+                doc.replace_tensor(tx, name, new)
             merged.append(name)
         self.resolved["modules"] = [(name, module.path) for name, module, _ in planned]
         return {"adapter": self.spec["adapter"], "merged": merged, "rank": adapter.config["r"],
                 "scaling": sorted({module.scaling for module in adapter.modules}),
-                "scale": scale}
+                "scale": scale, "tensors": changes}
 
 
 def _target(doc: Document, module: LoraModule) -> str:

@@ -118,6 +118,15 @@ class Merge(Edit):
         report(progress, 1.0, f"Merged {len(plan.names)} tensors")
         self._prepared = _Prepared(doc, plan, values, changes)
 
+    def prepared_undo_bytes(self, doc: Document) -> int | None:
+        """Bytes of undo data applying the prepared values to `doc` would keep (see
+        `undo_bytes`), so a caller can ask before a merge that cannot be undone; None
+        when nothing was prepared for `doc`."""
+        prepared = self._prepared
+        if prepared is None or prepared.document is not doc:
+            return None
+        return undo_bytes(doc, list(prepared.plan.names))
+
     def perform(self, doc: Document, tx: Transaction) -> Any:
         prepared, self._prepared = self._prepared, None  # a step must not keep the values
         if prepared is not None and prepared.document is doc:

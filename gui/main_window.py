@@ -48,6 +48,7 @@ from .graph import install_graph_dock
 from .history_panel import HistoryPanel
 from .icons import icon
 from .inspector import Inspector
+from .layout_actions import LayoutActions
 from .lazy_panel import LazyPanel
 from .listening import SessionListener
 from .merging import MergeActions
@@ -213,6 +214,7 @@ class MainWindow(QMainWindow):
         self.edit_actions = EditActions(self)
         self.file_actions = FileActions(self)
         self.merge_actions = MergeActions(self)
+        self.layout_actions = LayoutActions(self)
         self._build_menus()
         self._build_toolbar()
         self._build_status_bar()
@@ -275,6 +277,7 @@ class MainWindow(QMainWindow):
         edit_menu.addAction(self.redo_action)
         edit_menu.addSeparator()
         self.edit_actions.fill_menu(edit_menu)
+        self.layout_actions.fill_menu(self.edit_actions.tensor_menu)
         self.merge_actions.fill_edit_menu(edit_menu)
         self.adapters_menu = bar.addMenu("&Adapters")
         self.merge_actions.fill_adapters_menu(self.adapters_menu)

@@ -6,7 +6,8 @@ Starts Xvfb at 1280x800, runs the editor's main window in it (the xcb platform, 
 window manager) over a checkpoint of eight layers, and captures the whole screen with
 ImageMagick's `import -window root`: the Merge Models dialog filled for a TIES merge of
 two fine-tunes, the merge's report (table and per-layer plot) after the real merge, the
-Extract LoRA dialog and its report, and the Merge LoRA dialog. Needs Debian's xvfb and
+Extract LoRA dialog and its report, the Merge LoRA dialog, and the Concatenate form of
+Edit ▸ Tensors ▸ Across Tensors. Needs Debian's xvfb and
 imagemagick (pngquant, when installed, shrinks the files).
 """
 
@@ -164,6 +165,16 @@ def take() -> int:
     dialog.set_field("adapter", str(folder / "adapter"))
     show(dialog)
     shot("merge-lora-dialog")
+    dialog.close()
+
+    from gui.dialogs.layout_dialog import LayoutDialog
+
+    names = [f"layers.{index}.weight" for index in range(3)]
+    dialog = LayoutDialog("concat", names, {name: (64, 64) for name in names}, str(folder),
+                          window)
+    dialog.set_field("to", "layers.fused.weight")
+    show(dialog)
+    shot("concat-dialog")
     dialog.close()
 
     window.session.mark_saved()

@@ -103,6 +103,8 @@ class MergeActions(QObject):
             self.merge(dialog)
             return
 
+        position = session.history.position
+
         def job(progress: Any = None) -> Any:
             with session.busy("merging"):
                 edit.prepare(session.document, progress)
@@ -111,6 +113,10 @@ class MergeActions(QObject):
         def prepared(edit: Any) -> None:
             if self.window.session is not session:
                 return  # another document was opened meanwhile: nothing to apply to
+            if session.history.position != position:
+                failed("merge: the document changed while the merge was computed; "
+                       "press OK to merge again")
+                return
             if not self._undo_fits(session, edit.prepared_undo_bytes(session.document)):
                 self.window.statusBar().showMessage("Merge not applied", 5000)
                 return

@@ -2,8 +2,9 @@
 
 Builds two sharded safetensors sets of `--size-gb` each (float32 matrices of
 `--rows` x 4096), then, `--runs` times and alternating, measures `cat` of every input
-file to /dev/null (the baseline: reading each input once) and `python main.py merge` of a
-linear config to a single .safetensors (wall time and the child's peak RSS). Before each
+file to /dev/null (the baseline: reading each input once), `python main.py merge` of a
+linear config to a single .safetensors (wall time and the child's peak RSS), and the I/O
+floor of any merge (the same `cat`, then `dd` of the output's size with fsync). Before each
 timing the page cache is dropped when the system allows (`sync` and
 /proc/sys/vm/drop_caches), so both read from the disk alike; it says whether it could.
 The bound checked is peak RSS <= (inputs + 2) x the largest tensor + 300 MB, next to the
@@ -82,12 +83,21 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=4096)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--folder", default=str(ROOT / "benchmarks" / "_data" / "merge"))
+    parser.add_argument("--make", nargs=2, metavar=("FOLDER", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.make:
+        make_set(Path(args.make[0]), args.size_gb, args.rows, int(args.make[1]))
+        return 0
     folder = Path(args.folder)
     shutil.rmtree(folder, ignore_errors=True)
     try:
-        inputs = [make_set(folder / "a", args.size_gb, args.rows, 1),
-                  make_set(folder / "b", args.size_gb, args.rows, 2)]
+        # The sets are made by a child: a child's peak RSS (wait4) starts at what its
+        # parent held when it forked, so this process stays small.
+        for name, seed in (("a", 1), ("b", 2)):
+            subprocess.run([sys.executable, __file__, "--size-gb", str(args.size_gb), "--rows",
+                            str(args.rows), "--make", str(folder / name), str(seed)],
+                           check=True)
+        inputs = [sorted((folder / name).glob("*.safetensors")) for name in ("a", "b")]
         config = folder / "linear.yml"
         config.write_text("merge_method: linear\nmodels:\n"
                           f"  - model: {folder / 'a'}\n    parameters: {{weight: 0.5}}\n"
@@ -96,21 +106,31 @@ def main() -> int:
         files = [str(path) for group in inputs for path in group]
         total = sum(Path(path).stat().st_size for path in files)
         cat = ["sh", "-c", "cat " + " ".join(files) + " > /dev/null"]
+        # The I/O floor of any merge: read every input once and write the output's size
+        # (fsync'd, as the merge's save is).
+        written = folder / "written.bin"
+        blocks = max(1, round(total / 2 / 2**26))
+        io_floor = ["sh", "-c", "cat " + " ".join(files) + " > /dev/null && dd if=/dev/zero "
+                    f"of={written} bs=64M count={blocks} conv=fsync status=none"]
         merge = [sys.executable, "main.py", "merge", str(config), "--output", str(out), "--quiet"]
         bare = [sys.executable, "-c", "import torch, engine.merge.streaming, engine.session"]
         loads = [os.getloadavg()[0]]
-        cats, merges, peaks, starts = [], [], [], []
+        cats, merges, peaks, starts, floors = [], [], [], [], []
         dropped = True
         for run in range(args.runs):
-            order = [("cat", cat), ("merge", merge)] if run % 2 == 0 else \
-                [("merge", merge), ("cat", cat)]
+            order = [("cat", cat), ("merge", merge), ("floor", io_floor)]
+            if run % 2:
+                order.reverse()
             for label, command in order:
-                if out.exists():
-                    out.unlink()
+                for stale in (out, written):
+                    if stale.exists():
+                        stale.unlink()
                 dropped &= drop_caches()
                 seconds, peak = timed(command)
                 if label == "cat":
                     cats.append(seconds)
+                elif label == "floor":
+                    floors.append(seconds)
                 else:
                     merges.append(seconds)
                     peaks.append(peak)
@@ -136,8 +156,10 @@ before each timing: {"yes" if dropped else "no (not allowed here: both read from
 | cat inputs > /dev/null ({total / 1e9:.1f} GB) | {median(cats):.1f} s | {", ".join(f"{t:.1f}" for t in cats)} |
 | python main.py merge linear.yml (reads {total / 1e9:.1f} GB, writes {total / 2e9:.1f} GB, fsync) | {median(merges):.1f} s | {", ".join(f"{t:.1f}" for t in merges)} |
 | python -c "import torch, engine.merge.streaming, engine.session" (start-up) | {median(starts):.1f} s | {", ".join(f"{t:.1f}" for t in starts)} |
+| cat inputs + dd of {blocks * 2**26 / 1e9:.1f} GB with fsync (the I/O floor of a merge) | {median(floors):.1f} s | {", ".join(f"{t:.1f}" for t in floors)} |
 | **ratio** merge / cat | **{ratio:.2f}x** | target 1.5x |
 | ratio (merge − start-up) / cat | {working / median(cats):.2f}x | |
+| ratio merge / (cat + write the output) | {median(merges) / median(floors):.2f}x | |
 
 Peak RSS of the merge: {max(peaks) / 1e6:.0f} MB; a bare `import torch, engine` (the CUDA
 build of torch maps its libraries) is {bare_rss / 1e6:.0f} MB of it, so the merge itself held

@@ -51,6 +51,32 @@ def add_open_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def add_memory_argument(parser: argparse.ArgumentParser) -> None:
+    """--max-edit-memory SIZE: what one edit of a recipe (or a training's data) may allocate."""
+    parser.add_argument("--max-edit-memory", metavar="SIZE", type=parse_size,
+                        help="the memory one edit may allocate from the numbers of its recipe "
+                        "(a resize, a new layer, an expression, training data), e.g. 8G or "
+                        "512M (default: the larger of 1 GiB and twice the model, at most the "
+                        "memory available)")
+
+
+#: suffixes of --max-edit-memory
+SIZE_UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """'8G' -> 8 * 2**30; refuse anything else in one line (argparse prints it)."""
+    cleaned = text.strip().upper().removesuffix("IB").removesuffix("B")
+    number, unit = cleaned.rstrip("KMGT"), cleaned[len(cleaned.rstrip("KMGT")):]
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1.0
+    if unit not in SIZE_UNITS or not 0 < value < 2**60 or len(text) > 40:
+        raise argparse.ArgumentTypeError(f"expected a size such as 8G or 512M, got {text!r}")
+    return int(value * SIZE_UNITS[unit])
+
+
 def parse_arch_args(text: str | None) -> dict[str, Any] | None:
     """The --arch-args JSON object, or None."""
     if text is None:
@@ -112,10 +138,18 @@ def open_document(args: argparse.Namespace, *, meta: bool = False,
     if path is not None:
         if getattr(args, "weights", None):
             raise ArchError("--weights: give the file as PATH (or --input), not both")
-        return open_path(args, path)
+        return limited(args, open_path(args, path))
     if not args.arch:
         raise ArchError("--arch: required (e.g. --arch torchvision:resnet18), or give a file")
     session = open_model(args.arch, parse_arch_args(args.arch_args), args.weights, meta=meta,
-                            strict=strict_of(args))
+                         strict=strict_of(args))
     report_load(session)
+    return limited(args, session)
+
+
+def limited(args: argparse.Namespace, session: Session) -> Session:
+    """The session, held to --max-edit-memory when it was given."""
+    limit = getattr(args, "max_edit_memory", None)
+    if limit is not None:
+        session.allocation_limit = limit
     return session

@@ -444,11 +444,15 @@ class Transaction:
     on_layout_change : called after any change that may move objects (not a mere
         value or flag write), so that name lookups cached by the document are dropped
         before the next part of the edit reads them
+    allocation_limit : bytes the edit may allocate from its spec's numbers (None: the
+        default rule of `engine.allocation`)
     """
 
     def __init__(self, holder: DocumentHolder, notify: Notify | None = None,
-                 on_layout_change: Callable[[], None] | None = None) -> None:
+                 on_layout_change: Callable[[], None] | None = None,
+                 allocation_limit: int | None = None) -> None:
         self.holder = holder
+        self.allocation_limit = allocation_limit
         self.changes: list[Change] = []
         self._notify = notify
         self._on_layout_change = on_layout_change

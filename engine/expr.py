@@ -102,6 +102,10 @@ class CompiledExpr:
     field: str = "expr"
     #: the names given to `t(...)`, as written, each once, in order
     tensor_names: tuple[str, ...] = ()
+    #: how many tensors the expression names (`x` and each `t(...)`, every time): with k,
+    #: nothing it builds has more elements than the largest of them to the power k
+    #: (`engine.allocation`)
+    x_uses: int = 1
 
     def evaluate(self, x: torch.Tensor, generator: torch.Generator | None = None,
                  tensors: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
@@ -150,13 +154,14 @@ def compile_expr(source: str, field: str = "expr") -> CompiledExpr:
     except RecursionError:
         raise EditError(f"{field}: expression nested too deeply") from None
     return CompiledExpr(source, code, translator.uses_random, field,
-                        tuple(translator.tensor_names))
+                        tuple(translator.tensor_names), translator.x_uses)
 
 
 class _Translator:
     def __init__(self, field: str) -> None:
         self.field = field
         self.uses_random = False
+        self.x_uses = 0
         self._in_power = 0
         self.tensor_names: list[str] = []
 
@@ -180,6 +185,7 @@ class _Translator:
 
     def visit_Name(self, node: ast.Name) -> str:
         if node.id == "x":
+            self.x_uses += 1
             return "x"
         if node.id in CONSTANTS:
             return CONSTANTS[node.id]
@@ -268,6 +274,7 @@ class _Translator:
                               "characters or holds a NUL")
         if name not in self.tensor_names:
             self.tensor_names.append(name)
+        self.x_uses += 1
         # repr() of a str is a str literal: the generated code names only _t and it.
         return f"_t({name!r})"
 

@@ -113,7 +113,10 @@ def build_module(
     try:
         return cls(**args), {"type": kind, **args}
     except (TypeError, ValueError, RuntimeError) as error:
-        raise EditError(f"{field}: {kind}({_args_text(args)}) failed: {error}") from None
+        # torch's own messages can carry a C++ backtrace: the first line says what failed.
+        problem = str(error).strip().splitlines()[0] if str(error).strip() else \
+            type(error).__name__
+        raise EditError(f"{field}: {kind}({_args_text(args)}) failed: {problem}") from None
 
 
 def _build_sequential(
@@ -136,4 +139,5 @@ def _build_sequential(
 
 
 def _args_text(args: dict[str, Any]) -> str:
-    return ", ".join(f"{key}={value!r}" for key, value in args.items())
+    text = ", ".join(f"{key}={value!r}" for key, value in args.items())
+    return text if len(text) <= 120 else text[:117] + "..."

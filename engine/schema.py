@@ -58,6 +58,8 @@ class Field:
     label : the GUI's label ("" for the name, capitalized)
     minimum : for "int" and "number": the smallest value allowed
     above_minimum : the value must be greater than `minimum`, not equal to it
+    maximum : for "int" and "number": the largest value allowed (a count that costs
+        memory or time, such as training steps)
     choices : for "choice": the values allowed
     nullable : null is accepted as "not given" (always for an optional field without a
         default)
@@ -71,6 +73,7 @@ class Field:
     label: str = ""
     minimum: float | None = None
     above_minimum: bool = False
+    maximum: float | None = None
     choices: tuple[str, ...] = ()
     nullable: bool = False
 
@@ -102,11 +105,13 @@ class Field:
                               or (not self.required and self.default is None)):
             return None
         return check_value(self.kind, value, where, minimum=self.minimum,
-                           above_minimum=self.above_minimum, choices=self.choices)
+                           above_minimum=self.above_minimum, choices=self.choices,
+                           maximum=self.maximum)
 
 
 def check_value(kind: str, value: Any, where: str, *, minimum: float | None = None,
-                above_minimum: bool = False, choices: tuple[str, ...] = ()) -> Any:
+                above_minimum: bool = False, choices: tuple[str, ...] = (),
+                maximum: float | None = None) -> Any:
     """Check one value of a kind of `KINDS`; `where` names the field in the message."""
     if kind == "text":
         if not isinstance(value, str):
@@ -128,6 +133,7 @@ def check_value(kind: str, value: Any, where: str, *, minimum: float | None = No
         if kind == "seed" and not 0 <= value < SEED_LIMIT:
             raise EditError(f"{where}: must be in [0, 2**63), got {value}")
         _check_minimum(value, where, minimum, above_minimum)
+        _check_maximum(value, where, maximum)
         return value
     if kind == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -135,6 +141,7 @@ def check_value(kind: str, value: Any, where: str, *, minimum: float | None = No
         if not math.isfinite(value):
             raise EditError(f"{where}: must be finite, got {value}")
         _check_minimum(value, where, minimum, above_minimum)
+        _check_maximum(value, where, maximum)
         return value
     if kind == "object":
         if not isinstance(value, dict):
@@ -157,6 +164,12 @@ def _check_minimum(value: float, where: str, minimum: float | None, above: bool)
     if value < minimum or (above and value == minimum):
         relation = ">" if above else ">="
         raise EditError(f"{where}: must be {relation} {minimum:g}, got {value:g}")
+
+
+def _check_maximum(value: float, where: str, maximum: float | None) -> None:
+    if maximum is not None and value > maximum:
+        got = f"{value:,}" if value < 10**30 else "a larger number"  # no 5000-digit text
+        raise EditError(f"{where}: must be <= {maximum:,}, got {got}")
 
 
 def check_fields(fields: Iterable[Field], values: dict[str, Any], prefix: str,

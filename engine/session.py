@@ -44,6 +44,13 @@ class Session:
     checkpoint : tensors without a module ("checkpoint mode")
     document : a document made already (what `engine.opening` gives)
     history_budget : bytes of undo data kept before the oldest steps are dropped
+
+    Attributes
+    ----------
+    allocation_limit : bytes one edit may allocate from the numbers of its spec (a
+        resize, a new layer, an attached architecture's arguments, an expression's
+        intermediates); None: the larger of 1 GiB and twice the document, at most the
+        memory available (see `engine.allocation`)
     """
 
     def __init__(
@@ -60,6 +67,7 @@ class Session:
         self.history = History(history_budget)
         self._group: _OpenGroup | None = None
         self._busy_reason: str | None = None
+        self.allocation_limit: int | None = None
 
     # ------------------------------------------------------------------ files
     @classmethod
@@ -149,7 +157,7 @@ class Session:
             raise EditError(f"the session is busy: {self._busy_reason}")
 
     def _transaction(self) -> Transaction:
-        return Transaction(self, self._on_structure, self._invalidate)
+        return Transaction(self, self._on_structure, self._invalidate, self.allocation_limit)
 
     def apply(self, spec: dict[str, Any] | Edit, *, trust: bool = False) -> Any:
         """Perform one edit and record it as one undoable step.

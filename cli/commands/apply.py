@@ -6,7 +6,7 @@ import argparse
 
 from engine.recipe import read_recipe, replay
 
-from ..documents import add_document_arguments, open_document, progress_bar
+from ..documents import add_document_arguments, add_memory_argument, open_document, progress_bar
 from .convert import add_save_arguments, report_saved, save_options
 
 
@@ -16,6 +16,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument("--input", metavar="PATH",
                         help="checkpoint file or folder to edit (with --arch: in model mode)")
     add_document_arguments(parser)
+    add_memory_argument(parser)
     parser.add_argument("--output", required=True, metavar="PATH",
                         help="where to write: .safetensors, .safetensors.index.json, .pt/.pth, "
                         "or a folder")

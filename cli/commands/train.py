@@ -24,7 +24,7 @@ from engine.recipe import read_recipe, replay
 from engine.training import TrainConfig, Trainer
 from engine.training.config import OPTIMIZERS, PRECISIONS, TASKS
 
-from ..documents import add_document_arguments, open_document, progress_bar
+from ..documents import add_document_arguments, add_memory_argument, open_document, progress_bar
 
 EXIT_CHECK_FAILED = 1
 
@@ -36,6 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "the tensors that changed, whether frozen tensors are bit-identical and tied ones "
         "still tied, and which BatchNorm statistics moved. See docs/training.md.")
     add_document_arguments(parser)
+    add_memory_argument(parser)
     # cli/documents.py may come to add --input for every command; add it only if not.
     if "--input" not in parser._option_string_actions:
         parser.add_argument("--input", metavar="PATH", help="a checkpoint file or folder to "

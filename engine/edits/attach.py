@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..allocation import check_allocation, module_nbytes
 from ..arch import DEFAULT_SEED, build_model
 from ..arch_code import arch_code
 from ..document import ModelDocument
@@ -54,6 +55,7 @@ class Attach(Edit):
     def perform(self, doc: CheckpointDocument, tx: Transaction) -> Any:
         self.record(seed=self.value("seed", DEFAULT_SEED))
         try:
+            self._check_size(doc, tx)
             model = self._build(doc)
         except ArchError as error:
             raise EditError(f"attach.arch: {str(error).removeprefix('arch: ')}") from None
@@ -80,6 +82,25 @@ class Attach(Edit):
         folder = doc.source.get("folder") if doc is not None else None
         return arch_code(self.spec["arch"], self.spec.get("arch_args"),
                          folder=Path(folder) if folder else None, field="attach.arch")
+
+    def _check_size(self, doc: CheckpointDocument, tx: Transaction) -> None:
+        """Refuse arguments that make a model larger than an edit may allocate.
+
+        The model is built on the meta device first, which allocates nothing. Code the
+        user trusted is not run twice for this (its size is the user's to judge), and an
+        architecture whose constructor cannot run on meta is built as it is.
+        """
+        if not self.spec.get("arch_args") or self.code_to_run(doc):
+            return  # the architecture's own defaults: the size it was made for
+        import torch
+
+        try:
+            with torch.device("meta"):
+                sized = self._build(doc)
+        except (ArchError, EditError):
+            return
+        check_allocation(doc, tx, module_nbytes(sized), "attach.arch_args",
+                         f"{self.spec['arch']} built with these arguments")
 
     def _build(self, doc: CheckpointDocument) -> Any:
         arch = self.spec["arch"]

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .. import paths
+from ..allocation import check_allocation, module_nbytes
 from ..errors import EditError
 from ..module_spec import build_module, input_size
 from ..schema import Field as F
@@ -42,9 +43,20 @@ def placement_text(device: torch.device, dtype: torch.dtype | None) -> dict[str,
 
 
 def build_seeded(spec: dict[str, Any], in_size: int | None, seed: int, device: torch.device,
-                 dtype: torch.dtype | None, training: bool,
-                 field: str = "module") -> tuple[nn.Module, dict[str, Any]]:
-    """Build a module from `spec` on the CPU under `seed`, then place it."""
+                 dtype: torch.dtype | None, training: bool, field: str = "module", *,
+                 doc: Document | None = None, tx: Transaction | None = None,
+                 size_field: str | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Build a module from `spec` on the CPU under `seed`, then place it.
+
+    With `doc`, the module is first built on the meta device (no memory) and its size
+    checked against what an edit of `doc` may allocate (`engine.allocation`), the
+    refusal naming `size_field` (default `field`).
+    """
+    if doc is not None:
+        with torch.device("meta"):
+            sized, _ = build_module(spec, in_size, field)
+        check_allocation(doc, tx, module_nbytes(sized), size_field or field,
+                         f"the new {type(sized).__name__}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         module, resolved = build_module(spec, in_size, field)
@@ -83,7 +95,8 @@ class Replace(Edit):
         seed = self.seed()
         device, dtype = placement(doc.model, old)
         new, resolved = build_seeded(self.spec["module"], input_size(old), seed,
-                                     device, dtype, old.training, "replace.module")
+                                     device, dtype, old.training, "replace.module",
+                                     doc=doc, tx=tx)
         self.record(target=path, module=resolved)
         self.resolved.update(placement_text(device, dtype), training=old.training)
         doc.replace_module(tx, path, new)
@@ -180,8 +193,11 @@ class ReplaceHead(Edit):
         seed = self.seed()
         device, dtype = placement(doc.model, old)
         spec = self.spec.get("module") or self.head_spec(old)
-        new, resolved = build_seeded(spec, input_size(old), seed,
-                                     device, dtype, old.training, "replace_head.module")
+        size_field = ("replace_head.module" if self.spec.get("module")
+                      else "replace_head.hidden" if self.hidden else "replace_head.num_classes")
+        new, resolved = build_seeded(spec, input_size(old), seed, device, dtype, old.training,
+                                     "replace_head.module", doc=doc, tx=tx,
+                                     size_field=size_field)
         self.record(target=path, module=resolved)
         self.resolved.update(placement_text(device, dtype), training=old.training)
         doc.replace_module(tx, path, new)

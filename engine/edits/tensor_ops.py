@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..allocation import check_allocation, shape_words
 from ..checkpoint import Slot
 from ..errors import EditError
 from ..io.dtypes import dtype_name, parse_dtype
@@ -276,6 +277,15 @@ class Resize(Edit):
         if len(shape) < low or (high is not None and len(shape) > high):
             raise EditError(f"resize.method: '{method}' cannot fill a tensor of "
                             f"{len(shape)} dims")
+        numel = nonzero = 1
+        for size in shape:
+            numel *= size
+            nonzero *= size or 1
+        if nonzero >= 2**63:  # torch cannot make such a shape, even with no element
+            raise EditError(f"resize.shape: the sizes of {shape_words(shape)} multiply past "
+                            "2**63")
+        check_allocation(doc, tx, numel * dtype.itemsize, "resize.shape",
+                         f"a {dtype_name(dtype)} tensor of {shape_words(shape)}")
         tensor = doc.tensor(name)
         new = torch.empty(shape, dtype=dtype)
         generator = None

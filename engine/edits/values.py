@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..allocation import check_expression
 from ..document.rows import shape_text
 from ..errors import EditError
 from ..expr import compile_expr
@@ -56,7 +57,7 @@ class SetValues(Edit):
             index = parse_index(self.spec["index"], shape, "set.index")
         region = region_shape(shape, index)
         tensor = doc.tensor(name, "set.target")
-        values = self._values(doc, tensor, index)
+        values = self._values(doc, tx, tensor, index)
         try:
             fits = torch.broadcast_shapes(tuple(values.shape), region) == region
         except RuntimeError:
@@ -70,7 +71,8 @@ class SetValues(Edit):
         doc.write_values(tx, name, values, index)
         return None
 
-    def _values(self, doc: Document, tensor: torch.Tensor, index: Any) -> torch.Tensor:
+    def _values(self, doc: Document, tx: Transaction, tensor: torch.Tensor,
+                index: Any) -> torch.Tensor:
         if self.source == "value":
             return self.constant
         if self.source == "from":
@@ -81,10 +83,11 @@ class SetValues(Edit):
                 source = source.clone()  # copying a tensor onto itself must not read what it writes
             return source
         x = tensor.detach() if index is None else tensor.detach()[index]
+        others = self._other_tensors(doc)
+        check_expression(doc, tx, self.compiled, x, others)
         generator = None
         if self.compiled.uses_random:
             generator = torch.Generator().manual_seed(self.seed())
-        others = self._other_tensors(doc)
         try:
             values = self.compiled.evaluate(x, generator, others)
         except EditError:

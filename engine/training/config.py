@@ -20,6 +20,9 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 #: data sources that are not paths
 BUILTIN_DATA = ("synthetic", "demo")
+#: steps of one training at most (each keeps its loss: a hostile count must not cost
+#: unbounded memory or time)
+MAX_STEPS = 1_000_000
 
 
 #: the settings, declared once: the edit "train", the CLI, the GUI panel and the
@@ -41,8 +44,9 @@ TRAIN_FIELDS = (
     Field("batch_size", "int", "samples per step (at most the size of the data)", default=32,
           minimum=1),
     Field("steps", "int", "optimizer steps (or give epochs)", default=100, minimum=1,
-          nullable=True),
-    Field("epochs", "int", "passes over the data (instead of steps)", minimum=1, nullable=True),
+          maximum=MAX_STEPS, nullable=True),
+    Field("epochs", "int", "passes over the data (instead of steps)", minimum=1,
+          maximum=MAX_STEPS, nullable=True),
     Field("seed", "seed", "seeds data order, synthetic data and dropout; drawn and recorded "
           "when absent", nullable=True),
     Field("device", "text", "auto, cpu, cuda, cuda:N or mps", default="auto"),

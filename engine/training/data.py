@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..allocation import check_bytes, module_nbytes, shape_words
 from ..errors import EditError, FileError
 from .config import TrainConfig
 from .model_io import (
@@ -164,8 +165,13 @@ class ImageFolderData(DataSource):
                 yield images.to(device=device, dtype=dtype), labels.to(device)
 
 
-def open_data(config: TrainConfig, model: nn.Module, seed: int) -> DataSource:
+def open_data(config: TrainConfig, model: nn.Module, seed: int,
+              allocation_limit: int | None = None) -> DataSource:
     """The data source `config.data` names, checked against `model` where it can be.
+
+    What the settings make the data allocate (synthetic samples, resized images) is held
+    to what an edit of the model may allocate (`engine.allocation`; `allocation_limit`
+    is the caller's, None: the default rule), before anything is made.
 
     Raises
     ------
@@ -174,7 +180,7 @@ def open_data(config: TrainConfig, model: nn.Module, seed: int) -> DataSource:
     """
     name = config.data
     if name == "synthetic":
-        return synthetic_data(config, model, seed)
+        return synthetic_data(config, model, seed, allocation_limit)
     if name == "demo":
         return demo_data()
     path = Path(name).expanduser()
@@ -182,7 +188,7 @@ def open_data(config: TrainConfig, model: nn.Module, seed: int) -> DataSource:
         raise FileError(path, "no such file or folder (data is 'synthetic', 'demo', an image "
                         "folder or a .pt/.safetensors/.npz file)")
     if path.is_dir():
-        return image_folder_data(path, config, model)
+        return image_folder_data(path, config, model, allocation_limit)
     return tensor_file_data(path)
 
 
@@ -196,7 +202,8 @@ def demo_data() -> TensorData:
     return TensorData(inputs[train_index], labels[train_index], "demo digits")
 
 
-def synthetic_data(config: TrainConfig, model: nn.Module, seed: int) -> TensorData:
+def synthetic_data(config: TrainConfig, model: nn.Module, seed: int,
+                   allocation_limit: int | None = None) -> TensorData:
     """Random inputs of a shape the model takes, with random targets it can learn.
 
     The shape is `config.input_shape` or proposed from the model's first layer. Class
@@ -206,7 +213,13 @@ def synthetic_data(config: TrainConfig, model: nn.Module, seed: int) -> TensorDa
     Token inputs are random ids with random targets (learnt by heart).
     """
     _, dtype = model_placement(model)
+    model_bytes = module_nbytes(model)
+    if config.input_shape is not None:  # probing the model runs one sample of it
+        _check_samples(config.input_shape, config.samples, dtype, model_bytes,
+                       allocation_limit, "train.input_shape")
     guess, output = resolve_input(model, dtype, config.input_shape)
+    _check_samples(list(guess.shape), config.samples, dtype, model_bytes, allocation_limit,
+                   "train.samples")
     generator = torch.Generator().manual_seed(seed)
     inputs = example_inputs(guess, config.samples, dtype, generator)
     task = config.task or "classification"
@@ -243,7 +256,19 @@ def synthetic_data(config: TrainConfig, model: nn.Module, seed: int) -> TensorDa
     return data
 
 
-def image_folder_data(root: Path, config: TrainConfig, model: nn.Module) -> ImageFolderData:
+def _check_samples(shape: list[int], samples: int, dtype: torch.dtype, model_bytes: int,
+                   allocation_limit: int | None, field: str) -> None:
+    numel = samples
+    for size in shape:
+        numel *= size
+    # inputs, and as much again for the class patterns or regression targets
+    check_bytes(2 * numel * max(dtype.itemsize, 4), field,
+                f"{samples:,} synthetic samples of {shape_words(shape)}", model_bytes,
+                allocation_limit)
+
+
+def image_folder_data(root: Path, config: TrainConfig, model: nn.Module,
+                      allocation_limit: int | None = None) -> ImageFolderData:
     """An image folder resized to `config.image_size`, or to a side the model takes."""
     found = first_layer(model)
     if found is None or not isinstance(found[1], nn.Conv2d):
@@ -254,6 +279,10 @@ def image_folder_data(root: Path, config: TrainConfig, model: nn.Module) -> Imag
     if side is None:
         _, dtype = model_placement(model)
         side = propose_input(model, dtype).shape[-1]
+    batch = max(1, config.batch_size)
+    check_bytes(batch * channels * side * side * 4, "train.image_size",
+                f"batches of {batch} images of {channels}x{side}x{side}", module_nbytes(model),
+                allocation_limit)
     return ImageFolderData(root, side, channels)
 
 

@@ -33,7 +33,7 @@ from ..errors import EditError, WeightsmithError
 from ..modes import BN_EVAL_MARK, set_train_mode
 from ..progress import Cancelled, Progress
 from ..seeds import draw_seed
-from .config import TrainConfig, step_label
+from .config import MAX_STEPS, TrainConfig, step_label
 from .data import DataSource, open_data
 from .model_io import first_line, kept_modes, logits_of, model_placement, probe, resolve_device
 from .report import TrainReport, smoothed_curve, window_mean
@@ -227,12 +227,17 @@ class Trainer:
             device = resolve_device(config.device)
             _check_precision(config.precision, device)
             _check_materialized(model)
-            data = open_data(config, model, config.seed)
+            data = open_data(config, model, config.seed,
+                             getattr(self.host, "allocation_limit", None))
             task = resolve_task(config.task, data.integer_targets, data.description)
             groups = self.parameter_groups()
             batch_size = min(config.batch_size, data.size)
             planned = config.steps if config.steps is not None else (
                 (config.epochs or 1) * (data.size // batch_size))
+            if planned > MAX_STEPS:
+                raise EditError(f"train.epochs: {config.epochs:,} epochs of "
+                                f"{data.size // batch_size:,} steps make {planned:,} steps; "
+                                f"a training takes at most {MAX_STEPS:,}")
             _check_fit(model, data, task)
             if progress is not None:
                 progress.check()

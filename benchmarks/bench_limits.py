@@ -77,6 +77,7 @@ def cases(folder: Path) -> list[tuple[str, list[str], Path]]:
          header_100k),
         ("inspect --json of 1,000,000 tensors", ["inspect", "--json", str(header_1m)],
          header_1m),
+        ("inspect (table) of 1,000,000 tensors", ["inspect", str(header_1m)], header_1m),
     ]
 
 

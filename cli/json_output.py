@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 #: characters written per call: the text is encoded a piece at a time, never as a whole
@@ -20,4 +21,11 @@ def print_json(value: Any) -> None:
     text = json.dumps(value)
     for start in range(0, len(text), PIECE):
         sys.stdout.write(text[start:start + PIECE])
+    sys.stdout.write("\n")
+
+
+def print_json_pieces(pieces: Iterable[str]) -> None:
+    """Write JSON text made in pieces (`engine.listing.listing_json`) and a newline."""
+    for piece in pieces:
+        sys.stdout.write(piece)
     sys.stdout.write("\n")

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 from engine.errors import WeightsmithError
 from engine.session import Session
 from engine.training import Metrics, TrainConfig, Trainer, TrainResult
-from engine.training.config import multipliers_from_text
+from engine.training.config import MAX_STEPS, multipliers_from_text
 from engine.training.model_io import available_devices
 
 from .dialogs import base
@@ -175,7 +175,7 @@ class TrainingPanel(QWidget):
         self.multipliers_edit.setPlaceholderText("e.g. fc=10, layer4=2")
         self.multipliers_edit.setToolTip("Learning-rate multipliers per module or tensor "
                                          "(globs allowed); later entries win")
-        self.steps_box = _spin(self, 1, 10_000_000, 100)
+        self.steps_box = _spin(self, 1, MAX_STEPS, 100)
         self.batch_box = _spin(self, 1, 1_000_000, 32)
         self.seed_box = _spin(self, -1, 2**31 - 1, -1)
         self.seed_box.setSpecialValueText("random")

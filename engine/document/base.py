@@ -9,7 +9,7 @@ document and a transaction, never the Session.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -89,6 +89,10 @@ class Document(ABC):
 
         `persistent_only` leaves out what a state dict leaves out (non-persistent buffers).
         """
+
+    def iter_rows(self, *, persistent_only: bool = False) -> Iterator[TensorRow]:
+        """`rows()` one at a time: a listing of a million tensors never holds them all."""
+        return iter(self.rows(persistent_only=persistent_only))
 
     @abstractmethod
     def row(self, name: str, field: str = "target") -> TensorRow:

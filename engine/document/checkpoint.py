@@ -5,6 +5,7 @@ Names are bound to `Slot`s (see `engine.checkpoint`); names sharing one Slot are
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -77,6 +78,9 @@ class CheckpointDocument(Document):
         prefix = f"{under}."
         return [_row(name, slot) for name, slot in self.entries.items()
                 if name == under or name.startswith(prefix)]
+
+    def iter_rows(self, *, persistent_only: bool = False) -> Iterator[TensorRow]:
+        return (_row(name, slot) for name, slot in self.entries.items())
 
     def row(self, name: str, field: str = "target") -> TensorRow:
         return _row(name, self.slot(name, field))

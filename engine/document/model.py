@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +125,10 @@ class ModelDocument(Document):
         else:
             entries = self.tensor_entries()
         return [entry.row() for entry in entries if entry.persistent or not persistent_only]
+
+    def iter_rows(self, *, persistent_only: bool = False) -> Iterator[TensorRow]:
+        return (entry.row() for entry in self.tensor_entries()
+                if entry.persistent or not persistent_only)
 
     def row(self, name: str, field: str = "target") -> TensorRow:
         return self.entry(name, field).row()

@@ -33,7 +33,7 @@ def numel(shape: Iterable[int]) -> int:
     return math.prod(shape)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slotted: a listing of a million rows is 1M of these
 class TensorRow:
     """One name of a document's tensors, with what a listing or a save needs.
 
@@ -138,14 +138,27 @@ class Summary:
 
 def count(rows: Iterable[TensorRow]) -> Totals:
     """The totals of `rows`, each tied tensor counted once."""
-    totals = Totals()
-    seen: set[int] = set()
-    dtypes: dict[str, None] = {}
+    counter = RowCounter()
     for row in rows:
+        counter.add(row)
+    return counter.totals()
+
+
+class RowCounter:
+    """`count`, a row at a time, for rows that are made and dropped one by one."""
+
+    def __init__(self) -> None:
+        self._totals = Totals()
+        self._seen: set[int] = set()
+        self._dtypes: dict[str, None] = {}
+
+    def add(self, row: TensorRow) -> None:
+        """Count one row (a tied tensor's second name counts as a name only)."""
+        totals = self._totals
         totals.names += 1
-        if row.key in seen:
-            continue
-        seen.add(row.key)
+        if row.key in self._seen:
+            return
+        self._seen.add(row.key)
         elements, nbytes = row.numel, row.nbytes
         totals.stored += 1
         totals.bytes += nbytes
@@ -158,12 +171,15 @@ def count(rows: Iterable[TensorRow]) -> Totals:
             totals.devices.add(row.device)
         if row.kind == BUFFER:
             totals.buffers += elements
-            continue
+            return
         totals.parameters += elements
-        dtypes[dtype_name(row.dtype)] = None
+        self._dtypes[dtype_name(row.dtype)] = None
         if row.requires_grad is True:
             totals.trainable += elements
         elif row.requires_grad is False:
             totals.frozen += elements
-    totals.parameter_dtypes = list(dtypes)
-    return totals
+
+    def totals(self) -> Totals:
+        """The totals of the rows added so far."""
+        self._totals.parameter_dtypes = list(self._dtypes)
+        return self._totals

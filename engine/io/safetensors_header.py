@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import struct
+from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ import torch
 
 from ..errors import FileError
 from .dtypes import SAFETENSORS_DTYPES
-from .json_files import JSONProblem, parse_json
+from .json_files import JSONProblem, iter_members
 from .sources import StoredFile, TensorSource
 
 #: the safetensors library refuses headers larger than this; so do we
@@ -72,33 +73,36 @@ def read_header(file: StoredFile) -> SafetensorsHeader:
     del raw  # a 100 MB header is held once at a time: bytes, then text, then objects
     if not text.lstrip().startswith("{"):
         raise FileError(path, "safetensors header is not a JSON object (not a safetensors file?)")
+    header = SafetensorsHeader(file=file, data_start=8 + length)
+    data_size = file.size - header.data_start
+    # Read entry by entry: a parsed entry is freed once its source exists, so a header
+    # of a million tensors never exists as a million parsed dicts (engine.io.json_files).
+    begins, ends = array("q"), array("q")
+    metadata: Any = None
     try:
-        parsed = parse_json(text, object_pairs_hook=_no_duplicates)
-        del text
-    except _DuplicateName as error:
-        raise FileError(path, f"safetensors header names '{error.name}' twice") from None
+        for name, entry in iter_members(text):
+            if name in header.sources or (name == METADATA_KEY and metadata is not None):
+                raise FileError(path, f"safetensors header names '{name}' twice")
+            if name == METADATA_KEY:
+                metadata = entry
+                continue
+            dtype, shape, begin, end = _check_entry(path, name, entry)
+            begins.append(begin)
+            ends.append(end)
+            header.sources[name] = TensorSource(file, name, header.data_start + begin,
+                                                end - begin, dtype, shape)
     except JSONProblem as error:
         raise FileError(path, f"safetensors header is not valid JSON ({error})") from None
-    if not isinstance(parsed, dict):
-        raise FileError(path, "safetensors header is not a JSON object")
-    header = SafetensorsHeader(file=file, data_start=8 + length)
-    metadata = parsed.pop(METADATA_KEY, None)
+    except OverflowError:  # an offset past 2**63 cannot be in any file
+        raise FileError(path, f"tensor '{name}' has data_offsets past 2**63") from None
+    del text
     if metadata is not None:
         if not isinstance(metadata, dict) or not all(
             isinstance(key, str) and isinstance(value, str) for key, value in metadata.items()
         ):
             raise FileError(path, "safetensors __metadata__ must map text to text")
         header.metadata = metadata
-    data_size = file.size - header.data_start
-    spans: list[tuple[int, int, str]] = []
-    for name in list(parsed):
-        # Popped as it is checked: the parsed entry is freed once its source exists.
-        entry = parsed.pop(name)
-        dtype, shape, begin, end = _check_entry(path, name, entry)
-        spans.append((begin, end, name))
-        header.sources[name] = TensorSource(file, name, header.data_start + begin, end - begin,
-                                            dtype, shape)
-    _check_spans(path, spans, data_size)
+    _check_spans(path, begins, ends, list(header.sources), data_size)
     return header
 
 
@@ -144,11 +148,18 @@ def _shape_text(shape: list[int]) -> str:
     return text if len(text) <= 60 else text[:57] + "...]"
 
 
-def _check_spans(path: Any, spans: list[tuple[int, int, str]], data_size: int) -> None:
+def _check_spans(path: Any, begins: array, ends: array, names: list[str],
+                 data_size: int) -> None:
     """The byte ranges must tile the data exactly: no overlap, no gap, nothing past the end."""
+    order: Any = range(len(begins))
+    if any((begins[i], ends[i]) > (begins[i + 1], ends[i + 1]) for i in order[:-1]):
+        # Header order is not file order (names are sorted, bytes by dtype); an empty
+        # tensor sorts before the one that starts where it is.
+        order = sorted(order, key=lambda i: (begins[i], ends[i]))
     position = 0
     previous = None
-    for begin, end, name in sorted(spans):
+    for i in order:
+        begin, end, name = begins[i], ends[i], names[i]
         if begin < position:
             raise FileError(path, f"tensors '{previous}' and '{name}' overlap in the file "
                             "(damaged or crafted file)")
@@ -163,20 +174,3 @@ def _check_spans(path: Any, spans: list[tuple[int, int, str]], data_size: int) -
     if position < data_size:
         raise FileError(path, f"{data_size - position:,} unexpected bytes after the last "
                         "tensor (damaged file?)")
-
-
-class _DuplicateName(Exception):
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)  # in C; a name given twice shows as fewer keys than pairs
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _DuplicateName(key)
-            seen.add(key)
-    return result

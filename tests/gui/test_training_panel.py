@@ -105,7 +105,7 @@ def test_discard_restores_the_model_bit_for_bit(qtbot, errors):
 def test_stop_ends_a_long_run_cleanly(qtbot, errors):
     session = finetune_session()
     before = snapshot(session.model)
-    panel = make_panel(qtbot, session, steps=5_000_000)
+    panel = make_panel(qtbot, session, steps=1_000_000)
     panel.start_button.click()
     assert panel.stop_button.isEnabled()
     qtbot.waitUntil(lambda: panel.curve_points()["loss"] > 0, timeout=RUN_TIMEOUT_MS)
@@ -113,7 +113,7 @@ def test_stop_ends_a_long_run_cleanly(qtbot, errors):
         panel.stop_button.click()
     report = blocker.args[0]
     assert report.stopped
-    assert 0 < report.steps < 5_000_000
+    assert 0 < report.steps < 1_000_000
     assert "(stopped)" in panel.report_view.toPlainText()
     assert not panel.stop_button.isEnabled()
     panel.discard_button.click()
@@ -197,7 +197,7 @@ def test_browse_fills_the_path(qtbot, errors, monkeypatch, tmp_path):
 def test_switching_documents_mid_run_stops_and_restores_the_old_one(qtbot, errors):
     session = finetune_session()
     before = snapshot(session.model)
-    panel = make_panel(qtbot, session, steps=5_000_000)
+    panel = make_panel(qtbot, session, steps=1_000_000)
     busy = []
     panel.busy_changed.connect(busy.append)
     panel.start_button.click()

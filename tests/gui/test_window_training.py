@@ -17,7 +17,7 @@ def test_edit_actions_are_disabled_during_a_run(qtbot, make_window):
     assert window.undo_action.isEnabled()
     panel = window.training
     panel.data_combo.setCurrentIndex(panel.data_combo.findData("synthetic"))
-    panel.steps_box.setValue(5_000_000)
+    panel.steps_box.setValue(1_000_000)
     panel.device_combo.setCurrentText("cpu")
     with qtbot.waitSignal(panel.busy_changed, timeout=10_000):
         panel.start_button.click()

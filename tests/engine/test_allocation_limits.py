@@ -109,6 +109,16 @@ def test_an_expression_that_builds_a_huge_tensor_is_refused(expr):
     assert error.needed >= 4 * 10**10
 
 
+def test_an_expression_over_another_tensor_is_sized_with_it():
+    session = Session(nn.Sequential(nn.Linear(1000, 100), nn.Linear(2, 1)))
+    # x (the small layer's 2 weights) alone cannot build much; t() of the big one can
+    error = assert_refused(session, {"op": "set", "target": "1.weight",
+                                     "expr": "(t('0.weight').reshape(-1, 1) "
+                                             "* t('0.weight').reshape(1, -1)).sum() + x"},
+                           "set.expr")
+    assert error.needed == 4 * 10**10
+
+
 def test_expressions_of_ordinary_size_still_run():
     session = Session(nn.Linear(1000, 100))
     session.allocation_limit = 10**6  # the weight is 400 kB: x * x fits, x squared does not

@@ -89,6 +89,13 @@ def read_config(path: str | Path) -> MergeConfig:
         raise ConfigError(path, [f"not valid YAML{where} ({problem})"]) from None
     except RecursionError:
         raise ConfigError(path, ["nested too deeply"]) from None
+    except (ValueError, OverflowError) as error:
+        # yaml converts as it constructs: a 5000-digit number passes Python's limit on
+        # int conversion, a timestamp such as 2001-13-45 is no date.
+        problem = ("a number with more digits than Python converts (4300)"
+                   if "digits" in str(error) else
+                   str(error).splitlines()[0] if str(error) else type(error).__name__)
+        raise ConfigError(path, [f"not valid YAML ({problem})"]) from None
     return config_from_data(data, path)
 
 

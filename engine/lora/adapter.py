@@ -22,6 +22,7 @@ import torch
 
 from ..errors import FileError
 from ..io import read_state_dict
+from ..io.folder_files import resolve_inside
 from ..io.json_files import read_json
 
 CONFIG_NAME = "adapter_config.json"
@@ -104,18 +105,22 @@ def read_adapter(folder: str | Path) -> Adapter:
         raise FileError(folder, "is not an adapter folder (expected a folder with "
                         f"{CONFIG_NAME} and {WEIGHT_NAMES[0]})")
     config_path = folder / CONFIG_NAME
-    if not config_path.is_file():
+    if not config_path.is_file() and not config_path.is_symlink():
         raise FileError(folder, f"has no {CONFIG_NAME} (not a PEFT adapter folder)")
-    if config_path.stat().st_size > MAX_CONFIG_BYTES:
+    # The adapter's files are read where they really are, and only from inside the
+    # folder: a link to a file elsewhere is refused (engine.io.folder_files).
+    real_config = resolve_inside(config_path, folder, "the config")
+    if real_config.stat().st_size > MAX_CONFIG_BYTES:
         raise FileError(config_path, f"is more than {MAX_CONFIG_BYTES:,} bytes")
-    config = read_json(config_path)
+    config = read_json(real_config)
     if not isinstance(config, dict):
         raise FileError(config_path, "expected a JSON object")
     _check_config(config_path, config)
-    weights = next((folder / name for name in WEIGHT_NAMES if (folder / name).is_file()), None)
+    weights = next((folder / name for name in WEIGHT_NAMES
+                    if (folder / name).is_file() or (folder / name).is_symlink()), None)
     if weights is None:
         raise FileError(folder, f"has no {WEIGHT_NAMES[0]} (or {WEIGHT_NAMES[1]})")
-    tensors = read_state_dict(weights)
+    tensors = read_state_dict(resolve_inside(weights, folder, "weights"))
     return Adapter(folder, config, _modules(weights, config, tensors))
 
 

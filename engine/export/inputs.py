@@ -5,7 +5,8 @@ sample's shape proposed from the first layer (images for a convolution, token id
 below the vocabulary size for an embedding) or given by the user, checked by a
 forward pass. Every batch is drawn from its own seeded generator, so the example
 the exporter traces with and the inputs it is verified with differ, and a rerun
-draws the same ones.
+draws the same ones. The probe's forward pass runs on the first verification batch,
+so its output is the live model's reference for that batch (one forward, not two).
 """
 
 from __future__ import annotations
@@ -53,19 +54,23 @@ class ExampleInputs:
 
 
 def probe_inputs(model: nn.Module, dtype: torch.dtype, device: torch.device,
-                 input_shape: tuple[int, ...] | None) -> ExampleInputs:
-    """The inputs `model` takes, proposed by the shape probe or checked from `input_shape`.
+                 input_shape: tuple[int, ...] | None, batch: int,
+                 seed: int) -> tuple[ExampleInputs, Any]:
+    """The inputs `model` takes, proposed by the shape probe or checked from `input_shape`,
+    and the model's output for `ExampleInputs.batch(batch, seed)` (what the probe ran).
+
+    `model` is on `device` (the probe draws its samples on the model's device).
 
     Raises
     ------
     ExportError : the shape does not fit, or none can be proposed (names input_shape)
     """
     try:
-        guess, _ = resolve_input(model, dtype, input_shape, field="export.input_shape",
-                                 main_output=_any_output)
+        guess, output = resolve_input(model, dtype, input_shape, field="export.input_shape",
+                                      main_output=_any_output, count=batch, seed=seed)
     except EditError as error:
         raise ExportError(str(error)) from None
-    return ExampleInputs(guess, dtype, device)
+    return ExampleInputs(guess, dtype, device), output
 
 
 def _any_output(output: Any) -> Any:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .base import Exporter, distinct_storages
+from .schema_hints import cached_schema_hints
 from .verify import output_tensors
 
 
@@ -40,7 +41,8 @@ class Pt2Exporter(Exporter):
         torch.export.save(self.program, path)
 
     def load(self, path: Path) -> None:
-        self.loaded = torch.export.load(path)
+        with cached_schema_hints():  # the same load, without 10,000 repeated lookups
+            self.loaded = torch.export.load(path)
         self.callable = self.loaded.module()
 
     def run(self, inputs: torch.Tensor) -> list[torch.Tensor]:

@@ -103,9 +103,15 @@ def _export(model: nn.Module, tie_groups: list[list[str]], output: Path,
         source = model if device == live_device else _moved(model, device)
         target, notes = deployable(source)
         target.eval()
+        first_check = settings.check_batches()[0]
         with _timed(seconds, "probe"):
             report(progress, 0.02, "probing the input")
-            inputs = probe_inputs(source, dtype, device, settings.input_shape)
+            # On the module that is exported (the Hugging Face view gives the outputs
+            # the artifact gives) and on the first verification batch: its output is
+            # the live model's reference there, computed once.
+            inputs, probed = probe_inputs(target, dtype, device, settings.input_shape,
+                                          first_check, VERIFY_SEED + first_check)
+        references = {first_check: output_tensors(probed)}
         batch = settings.export_batch()
         report(progress, 0.08, f"exporting {exporter.label}")
         with _timed(seconds, "export"):
@@ -128,7 +134,8 @@ def _export(model: nn.Module, tie_groups: list[list[str]], output: Path,
             with _timed(seconds, "load"):
                 _step(settings.format, f"{exporter.runtime} could not load the export",
                       exporter.load, staged.path)
-            differences = _verify(target, exporter, inputs, settings, dtype, seconds, progress)
+            differences = _verify(target, exporter, inputs, references, settings, dtype,
+                                  seconds, progress)
             report(progress, 0.92, "checking tied weights")
             with _timed(seconds, "ties"):
                 tied = _ties(model, tie_groups, exporter)
@@ -149,10 +156,14 @@ def _export(model: nn.Module, tie_groups: list[list[str]], output: Path,
 
 
 def _verify(target: nn.Module, exporter: Exporter, inputs: ExampleInputs,
-            settings: ExportOptions,
+            references: dict[int, list[torch.Tensor]], settings: ExportOptions,
             dtype: torch.dtype, seconds: dict[str, float],
             progress: Progress | None) -> list[Difference]:
-    """Run the loaded artifact and the live model on fresh inputs; compare; enforce."""
+    """Run the loaded artifact and the live model on fresh inputs; compare; enforce.
+
+    `references` holds the live model's outputs already computed (by the probe), by
+    batch size; the others are computed here.
+    """
     tolerance = _tolerance(settings, dtype)
     differences = []
     batches = settings.check_batches()
@@ -161,8 +172,10 @@ def _verify(target: nn.Module, exporter: Exporter, inputs: ExampleInputs,
             report(progress, 0.75 + 0.15 * index / len(batches),
                    f"verifying at batch {batch}")
             sample = inputs.batch(batch, VERIFY_SEED + batch)
-            with torch.no_grad():
-                live = output_tensors(target(sample))
+            live = references.get(batch)
+            if live is None:
+                with torch.no_grad():
+                    live = output_tensors(target(sample))
             exported = _step(settings.format, f"{exporter.runtime} could not run the export "
                              f"at batch {batch}", exporter.run, sample)
             difference = compare(live, exported, batch, settings.format)

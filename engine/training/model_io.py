@@ -23,6 +23,9 @@ from ..errors import EditError
 IMAGE_SIDES = (64, 32, 224, 299, 8, 16, 28, 96, 128, 256)
 #: tokens per sample for a model that starts with an embedding
 SEQUENCE_LENGTH = 16
+#: how many samples a probe runs, and the seed they are drawn with, unless told
+PROBE_COUNT = 2
+PROBE_SEED = 0
 
 
 def resolve_device(name: str, field: str = "train.device") -> torch.device:
@@ -157,12 +160,14 @@ def propose_input(model: nn.Module, dtype: torch.dtype) -> InputGuess:
 
 def probe_proposed_input(model: nn.Module, dtype: torch.dtype,
                          field: str = "train.input_shape",
-                         main_output: Callable[[Any], Any] = logits_of,
+                         main_output: Callable[[Any], Any] = logits_of, *,
+                         count: int = PROBE_COUNT, seed: int = PROBE_SEED,
                          ) -> tuple[InputGuess, Any]:
-    """`propose_input`, with the model's output for two samples of the proposed shape.
+    """`propose_input`, with the model's output for the samples it was probed with.
 
     `field` names the setting in messages (the trainer's or the exporter's input_shape);
-    `main_output` is what is taken of the output (see `probe`).
+    `main_output` is what is taken of the output (see `probe`); `count` and `seed` say
+    which samples the probe draws (see `check_input`).
     """
     found = first_layer(model)
     if found is None:
@@ -171,10 +176,10 @@ def probe_proposed_input(model: nn.Module, dtype: torch.dtype,
     path, layer = found
     if isinstance(layer, nn.Embedding | nn.EmbeddingBag):
         guess = InputGuess((SEQUENCE_LENGTH,), layer.num_embeddings, path)
-        return guess, check_input(model, guess, dtype, main_output)
+        return guess, check_input(model, guess, dtype, main_output, count, seed)
     if isinstance(layer, nn.Linear):
         guess = InputGuess((layer.in_features,), None, path)
-        return guess, check_input(model, guess, dtype, main_output)
+        return guess, check_input(model, guess, dtype, main_output, count, seed)
     channels = layer.in_channels
     dims = 1 if isinstance(layer, nn.Conv1d) else 3 if isinstance(layer, nn.Conv3d) else 2
     sides = IMAGE_SIDES if dims == 2 else (64, 32, 16, 8, 128, 224)
@@ -182,7 +187,7 @@ def probe_proposed_input(model: nn.Module, dtype: torch.dtype,
     for side in sides:
         guess = InputGuess((channels, *([side] * dims)), None, path)
         try:
-            return guess, check_input(model, guess, dtype, main_output)
+            return guess, check_input(model, guess, dtype, main_output, count, seed)
         except EditError as error:
             last_error = str(error)
     raise EditError(f"{field}: no tried size fits the model (first layer {path} "
@@ -192,27 +197,28 @@ def probe_proposed_input(model: nn.Module, dtype: torch.dtype,
 def resolve_input(model: nn.Module, dtype: torch.dtype,
                   input_shape: list[int] | tuple[int, ...] | None = None,
                   field: str = "train.input_shape",
-                  main_output: Callable[[Any], Any] = logits_of) -> tuple[InputGuess, Any]:
+                  main_output: Callable[[Any], Any] = logits_of, *,
+                  count: int = PROBE_COUNT, seed: int = PROBE_SEED) -> tuple[InputGuess, Any]:
     """What one sample of the model's input is: `input_shape` when given, else proposed.
 
     A given shape is checked by probing the model; token ids are drawn below the
     vocabulary size when the first layer is an embedding. Returns the guess and the
-    model's output for two samples of it (see `check_input`). The trainer's synthetic
-    data and the deployment export both start here.
+    model's output for the `count` samples drawn with `seed` (see `check_input`). The
+    trainer's synthetic data and the deployment export both start here.
 
     Raises
     ------
     EditError : the shape does not fit the model, or none can be proposed; names `field`
     """
     if input_shape is None:
-        return probe_proposed_input(model, dtype, field, main_output)
+        return probe_proposed_input(model, dtype, field, main_output, count=count, seed=seed)
     found = first_layer(model)
     tokens = None
     if found is not None and isinstance(found[1], nn.Embedding | nn.EmbeddingBag):
         tokens = found[1].num_embeddings
     guess = InputGuess(tuple(input_shape), tokens, found[0] if found else "")
     try:
-        return guess, check_input(model, guess, dtype, main_output)
+        return guess, check_input(model, guess, dtype, main_output, count, seed)
     except EditError as error:
         raise EditError(f"{field}: {error}") from None
 
@@ -226,11 +232,19 @@ def example_inputs(guess: InputGuess, count: int, dtype: torch.dtype,
 
 
 def check_input(model: nn.Module, guess: InputGuess, dtype: torch.dtype,
-                main_output: Callable[[Any], Any] = logits_of) -> Any:
-    """Probe the model with two samples of `guess`; return `main_output` of its output
-    (see `probe`) or raise EditError."""
+                main_output: Callable[[Any], Any] = logits_of,
+                count: int = PROBE_COUNT, seed: int = PROBE_SEED) -> Any:
+    """Probe the model with `count` samples of `guess`; return `main_output` of its
+    output (see `probe`) or raise EditError.
+
+    The samples are `example_inputs(guess, count, dtype, <generator seeded with seed>)`
+    on the model's device: a caller that draws the same gets the same tensor, so the
+    probe's output can serve as the model's output for it (the deployment export
+    verifies against it instead of running the model once more).
+    """
     device, _ = model_placement(model)
-    sample = example_inputs(guess, 2, dtype, torch.Generator().manual_seed(0)).to(device)
+    sample = example_inputs(guess, count, dtype,
+                            torch.Generator().manual_seed(seed)).to(device)
     try:
         return probe(model, sample, main_output)
     except EditError:

@@ -3,6 +3,14 @@
 One document task runs at a time: a progress bar, its text and a Cancel button
 appear in the status bar while it runs. Results come back as Qt signals in the
 GUI thread, where the callbacks given to `run` handle them.
+
+The bar starts busy (moving) and shows the task's fraction from its first report on,
+but never before the busy bar has been painted once: the report is drained by a timer
+and a QProgressBar repaints synchronously when its value changes, while the newly
+shown bar paints only when the event loop gets to it. On a loaded machine (the worker
+holding the GIL, the GUI thread waiting for it) the drain could come first, and the
+bar went from hidden straight to a fraction: the user never saw that the work had
+started. A report that arrives before that first paint is kept and shown right after it.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QEvent, QObject, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from .workers import Task
@@ -75,6 +83,11 @@ class TaskRunner(QWidget):
         layout.addWidget(self.label)
         layout.addWidget(self.bar)
         layout.addWidget(self.cancel_button)
+        #: whether the bar was painted since the running task started (busy)
+        self._busy_shown = False
+        #: the task's latest report while the busy bar has not been painted yet
+        self._pending: tuple[float, str] | None = None
+        self.bar.installEventFilter(self)
         self.hide()
 
     @property
@@ -120,6 +133,8 @@ class TaskRunner(QWidget):
         # Busy (a moving bar) until the task reports how far it is: the first open of a
         # run also imports torch, which reports nothing.
         self.bar.setRange(0, 0)
+        self._busy_shown = False
+        self._pending = None
         self.cancel_button.setEnabled(True)
         self.show()
         task.start()
@@ -139,7 +154,27 @@ class TaskRunner(QWidget):
             task.cancel()
             task.wait(timeout)
 
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.bar and event.type() == QEvent.Type.Paint \
+                and not self._busy_shown:
+            self._busy_shown = True
+            if self._pending is not None:
+                # After this paint (it shows the busy bar), not in its place.
+                QTimer.singleShot(0, self, self._show_pending)
+        return super().eventFilter(watched, event)
+
     def _on_progress(self, fraction: float, text: str) -> None:
+        if not self._busy_shown:
+            self._pending = (fraction, text)
+            return
+        self._show_progress(fraction, text)
+
+    def _show_pending(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None and self.task is not None:
+            self._show_progress(*pending)
+
+    def _show_progress(self, fraction: float, text: str) -> None:
         if self.bar.maximum() == 0:
             self.bar.setRange(0, 1000)
         self.bar.setValue(int(fraction * 1000))
@@ -149,5 +184,6 @@ class TaskRunner(QWidget):
     def _end(self, task: Task, outcome: str) -> None:
         if task is self.task:
             self.task = None
+            self._pending = None
             self.hide()
         self.finished.emit(task.name, outcome)

@@ -7,8 +7,12 @@ import json
 import os
 import subprocess
 import sys
+import threading
+
+from PySide6.QtCore import QEvent, QObject
 
 from engine import Session
+from gui.gui_thread import gui_thread_queue
 from tests.conftest import ROOT
 from tests.models import SmallCNN, seeded
 
@@ -85,6 +89,50 @@ def test_the_open_shows_a_busy_bar_until_it_reports_progress(make_window, qtbot)
     assert tasks.bar.maximum() == 0  # a moving bar: nothing reported yet
     qtbot.waitUntil(lambda: window.session is not None and not tasks.busy, timeout=60000)
     assert not tasks.isVisible()
+
+
+class _PaintWatch(QObject):
+    """Records the bar's range maximum at each of its paints (0: the busy bar)."""
+
+    def __init__(self, bar: QObject) -> None:
+        super().__init__()
+        self.bar = bar
+        self.maxima: list[int] = []
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.bar and event.type() == QEvent.Type.Paint:
+            self.maxima.append(self.bar.maximum())
+        return False
+
+
+def test_a_report_before_the_first_paint_still_shows_the_busy_bar_first(make_window, qtbot):
+    # The order a loaded machine can produce: the task reports, and its report is
+    # delivered, before the event loop has painted the newly shown busy bar.
+    window = make_window()
+    tasks = window.tasks
+    watch = _PaintWatch(tasks.bar)
+    tasks.bar.installEventFilter(watch)
+    reported, release = threading.Event(), threading.Event()
+    outcome = []
+
+    def job(progress=None):
+        progress.update(0.5, "half way")
+        reported.set()
+        release.wait(30)
+        return "done"
+
+    tasks.run(job, name="job", text="Working…", on_success=outcome.append)
+    assert reported.wait(30)  # the GUI thread has not returned to the event loop
+    gui_thread_queue().drain()  # the report is delivered before any paint
+    qtbot.waitUntil(lambda: bool(watch.maxima), timeout=5000)
+    assert watch.maxima[0] == 0  # the first paint shows the busy bar
+    qtbot.waitUntil(lambda: tasks.bar.maximum() == 1000 and tasks.bar.value() == 500,
+                    timeout=5000)  # and the report right after it
+    assert tasks.bar.toolTip() == "half way"
+    release.set()
+    qtbot.waitUntil(lambda: outcome == ["done"] and not tasks.busy, timeout=10000)
+    assert not tasks.isVisible()
+    tasks.bar.removeEventFilter(watch)
 
 
 def test_plots_and_training_are_built_when_first_needed(make_window, qtbot):

@@ -7,10 +7,11 @@ By hand is what one writes without Weightsmith, in the same process on the same 
 - onnx: `torch.onnx.export(model, (x,), dynamo=True).save(path)`
 - torchscript: `torch.jit.script(model).save(path)` (what `auto` picks for resnet50)
 
-`export_model` adds the shape probe (one forward pass), eval mode with the modes put
-back, the write into a private folder, loading the file back with its own runtime,
-running it and the live model on fresh inputs (one batch size, or two with a dynamic
-batch), the tie check, fsync and the move into place. Runs alternate (who goes first
+`export_model` adds the shape probe (one forward pass of the live model, on the first
+verification batch: it is the reference there), eval mode with the modes put back, the
+write into a private folder, loading the file back with its own runtime, running it on
+fresh inputs (one batch size, or two with a dynamic batch: the second also runs the
+live model), the tie check, fsync and the move into place. Runs alternate (who goes first
 alternates too) after one warm-up of each; medians are compared, wall clock and
 process CPU time. Where the time goes is the median of the stages the report times.
 
@@ -155,10 +156,12 @@ against calling the exporter by hand in the same run, measured with
 
 By hand: pt2 `torch.export.save(torch.export.export(model, (x,)), path)`; onnx
 `torch.onnx.export(model, (x,), dynamo=True).save(path)`; torchscript
-`torch.jit.script(model).save(path)`. `export_model` adds the shape probe (one forward),
+`torch.jit.script(model).save(path)`. `export_model` adds the shape probe (one forward of
+the live model, on the first verification batch, whose output is the reference there),
 eval mode and the modes put back, the write into a private folder, loading the file back
-with its own runtime, one forward of the artifact and one of the live model per verified
-batch size (two with a dynamic batch), the tie check, fsync and the move into place.
+with its own runtime, one forward of the artifact per verified batch size (two with a
+dynamic batch; the second batch also runs the live model), the tie check, fsync and the
+move into place.
 
 {platform.machine()}, torch {torch.__version__}, {args.threads} torch thread(s);
 {args.repeats} alternating runs per side after one warm-up each, medians; load average at

@@ -39,8 +39,9 @@ def test_the_cached_hints_are_the_real_ones_and_copies():
                                               globalns=vars(serialize.schema))
         hints.clear()  # what a caller does with its dict does not reach the cache
         again = proxy.get_type_hints(serialize.schema.Node, globalns=vars(serialize.schema))
-        assert again and again == typing.get_type_hints(serialize.schema.Node,
-                                                        globalns=vars(serialize.schema))
+        assert again
+        assert again == typing.get_type_hints(serialize.schema.Node,
+                                              globalns=vars(serialize.schema))
         assert proxy.get_origin is typing.get_origin
 
 

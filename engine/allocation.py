@@ -207,3 +207,48 @@ def allocation_allowed(holder: Any, nbytes: int) -> Iterator[None]:
         yield
     finally:
         holder.allocation_limit = before
+
+
+#: an architecture built for a file may hold this many times the file's tensors (a
+#: bfloat16 checkpoint fills a float32 model of twice its size; a partial one, more)
+FILE_FACTOR = 4
+
+
+def check_build(build: Callable[[], nn.Module], file_bytes: int | None, what: str) -> None:
+    """Refuse to build a model whose size comes from untrusted numbers when it is too big.
+
+    A folder's config.json (`hidden_size: 10**7`) or a user's arch-args
+    (`num_classes: 10**9`) are a few bytes that can ask for terabytes. `build` is run
+    on the meta device first (nothing allocated) and the model's bytes are held to the
+    larger of `FLOOR_BYTES` and `FILE_FACTOR` x the tensors of the file it is built for
+    (`file_bytes`), or, with no file, to the memory available. A constructor that cannot
+    run on meta is left to the real build, which reports its own failure.
+
+    Raises
+    ------
+    ArchError : one line naming `what`, the model's size and the limit
+    """
+    import torch
+
+    from .errors import ArchError
+
+    try:
+        with torch.device("meta"):
+            model = build()
+    except Exception:
+        return
+    nbytes = module_nbytes(model)
+    if file_bytes is None:
+        limit, why = available_memory(), "the memory available"
+        if limit is None:
+            return
+    else:
+        limit = max(FLOOR_BYTES, FILE_FACTOR * file_bytes)
+        why = (f"the larger of {size_text(FLOOR_BYTES)} and {FILE_FACTOR}x the "
+               f"{size_text(file_bytes)} of tensors in the file")
+        available = available_memory()
+        if available is not None and available < limit:
+            limit, why = available, f"{why}, but only {size_text(available)} is available"
+    if nbytes > limit:
+        raise ArchError(f"arch: {what} describes a model of {size_text(nbytes)}, more than "
+                        f"{size_text(limit)} ({why}); refused before building it")

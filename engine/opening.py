@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .allocation import check_build
 from .arch import DEFAULT_SEED, build_model
 from .document import ModelDocument
 from .errors import EditError
@@ -48,6 +49,9 @@ def open_model(arch: str, arch_args: dict[str, Any] | None = None,
                                strict=strict)
         session.source["weights"] = str(weights)
         return session
+    if arch_args and not meta:
+        check_build(lambda: build_model(arch, arch_args, seed=seed), None,
+                    f"{arch} with these arch-args")
     model = build_model(arch, arch_args, seed=seed, meta=meta)
     return Session(document=ModelDocument(
         model, {"arch": arch, "arch_args": arch_args or None, "weights": None}))

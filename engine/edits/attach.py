@@ -90,8 +90,11 @@ class Attach(Edit):
         user trusted is not run twice for this (its size is the user's to judge), and an
         architecture whose constructor cannot run on meta is built as it is.
         """
-        if not self.spec.get("arch_args") or self.code_to_run(doc):
-            return  # the architecture's own defaults: the size it was made for
+        hf = hf_folder.is_hf_spec(self.spec["arch"])
+        if not (self.spec.get("arch_args") or hf) or self.code_to_run(doc):
+            # The architecture's own defaults: the size it was made for. A folder's
+            # config.json is input like the checkpoint, so it is sized too.
+            return
         import torch
 
         try:

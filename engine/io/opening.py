@@ -26,6 +26,7 @@ from typing import Any
 
 from torch import nn
 
+from ..allocation import check_build
 from ..arch import DEFAULT_SEED, build_model
 from ..checkpoint import CheckpointState, Slot
 from ..document import CheckpointDocument, Document, ModelDocument
@@ -157,7 +158,9 @@ def read_document(
         source["frozen"] = sorted(frozen)
     report(progress, 1.0, "Building the document")
     if arch is not None:
-        model = _build(arch, arch_args, seed, found.folder, trust)
+        slots = {id(slot): slot for slot in loaded.state.entries.values()}  # ties once
+        model = _build(arch, arch_args, seed, found.folder, trust,
+                       sum(slot.nbytes for slot in slots.values()))
         fill = load_checkpoint(model, loaded.state.entries, frozen,
                                hf=hf_folder.is_hf_spec(arch))
         tied = retie_model(model, _file_ties(loaded, hf_folder.is_hf_spec(arch)))
@@ -190,10 +193,19 @@ def _file_ties(loaded: Loaded, hf: bool) -> list[list[str]]:
 
 
 def _build(arch: str, arch_args: dict[str, Any] | None, seed: int,
-           folder: Path | None, trust: bool) -> nn.Module:
+           folder: Path | None, trust: bool, file_bytes: int) -> nn.Module:
+    """Build `arch` for a file of `file_bytes` of tensors, sized first when its size comes
+    from untrusted numbers (a folder's config.json, arch-args): see `check_build`.
+    Code the user trusted is not run twice for this; its size is the user's to judge."""
     if hf_folder.is_hf_spec(arch):
-        return hf_folder.build_hf_model(hf_folder.config_folder(arch, folder), arch_args, seed,
-                                        trust=trust)
+        config = hf_folder.config_folder(arch, folder)
+        if not trust:
+            check_build(lambda: hf_folder.build_hf_model(config, arch_args, seed),
+                        file_bytes, f"{config / 'config.json'}")
+        return hf_folder.build_hf_model(config, arch_args, seed, trust=trust)
+    if arch_args:
+        check_build(lambda: build_model(arch, arch_args, seed=seed), file_bytes,
+                    f"{arch} with these arch-args")
     return build_model(arch, arch_args, seed=seed)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import queue
 import threading
 import traceback
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,21 @@ class _Job:
     done: Done
     failed: Failed
     progress: Progress = field(default_factory=Progress)
+
+    def forget(self) -> None:
+        """Let go of the computation and the callbacks (they hold the widget that asked).
+
+        A job outlives its delivery in the worker's hands and the GUI thread's queue; a
+        job that still held them kept its widget alive until the cyclic garbage collector
+        ran, and a widget freed by the collector is torn down half-cleared (PySide then
+        printed "Slot 'PlotPanel::' not found" for each signal its dying children sent).
+        """
+        self.function = _nothing
+        self.done = self.failed = _nothing
+
+
+def _nothing(*_: Any, **__: Any) -> None:
+    """What a forgotten job computes and calls."""
 
 
 class Jobs(QObject):
@@ -86,7 +102,9 @@ class Jobs(QObject):
             done(result)
             return
         job = _Job(kind, function, done, failed)
-        job.progress = Progress(lambda fraction, text: self._report(job, fraction, text))
+        # The job weakly: a job holding its progress holding the job is a cycle, which only
+        # the cyclic garbage collector frees (and with it whatever the callbacks hold).
+        job.progress = Progress(_ProgressReporter(self, job))
         was_busy = self.busy
         self._current[kind] = job
         self._gui.hold()  # released when the job's outcome is delivered (_on_finished)
@@ -100,6 +118,7 @@ class Jobs(QObject):
         job = self._current.pop(kind, None)
         if job is not None:
             job.progress.cancel()
+            job.forget()
             if not self._current:
                 self.busy_changed.emit(False)
 
@@ -170,14 +189,31 @@ class Jobs(QObject):
         del self._current[job.kind]
         if not self._current:
             self.busy_changed.emit(False)
+        done, failed = job.done, job.failed
+        job.forget()
         if outcome == "done":
-            job.done(value)
+            done(value)
         elif outcome == "failed":
-            job.failed(value)
+            failed(value)
 
     def _on_reported(self, job: _Job, fraction: float, text: str) -> None:
         if shiboken6.isValid(self) and self._current.get(job.kind) is job:
             self.progressed.emit(fraction, text)
+
+
+class _ProgressReporter:
+    """A job's progress callback: posts to the GUI thread while the job lives."""
+
+    __slots__ = ("_job", "_jobs")
+
+    def __init__(self, jobs: Jobs, job: _Job) -> None:
+        self._jobs = weakref.ref(jobs)
+        self._job = weakref.ref(job)
+
+    def __call__(self, fraction: float, text: str) -> None:
+        jobs, job = self._jobs(), self._job()
+        if jobs is not None and job is not None:
+            jobs._report(job, fraction, text)
 
 
 def _one_line(error: BaseException) -> str:

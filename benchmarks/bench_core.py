@@ -65,11 +65,23 @@ print(time.perf_counter() - start)
 }
 
 
-def _child(tree: Path, code: str, *args: str) -> float:
+def _child(tree: Path, code: str, *args: str) -> float | str:
+    """Seconds of the snippet's timed part, or the last line of its error when it failed."""
     env = {**os.environ, "PYTHONPATH": str(tree), "QT_QPA_PLATFORM": "offscreen"}
     result = subprocess.run([sys.executable, "-c", code, *args], cwd=tree, env=env,
-                            capture_output=True, text=True, check=True)
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines()
+        return lines[-1] if lines else f"exit status {result.returncode}"
     return float(result.stdout.strip().splitlines()[-1])
+
+
+def _cell(values: list[float | str]) -> str:
+    """The median in seconds, or the first failure (a failed run has no time)."""
+    failures = [value for value in values if isinstance(value, str)]
+    if failures:
+        return f"failed {len(failures)} of {len(values)}: {failures[0]}"
+    return f"{median(values):.3f} s"
 
 
 def _inspect(tree: Path) -> float:
@@ -109,9 +121,11 @@ def main() -> int:
                  "inspect": "`python main.py inspect --arch torchvision:resnet50 --json`, "
                             "whole process"}
     for name, sides in times.items():
-        before, after = median(sides["old"]), median(sides["new"])
-        rows.append(f"| {described[name]} | {before:.3f} s | {after:.3f} s | "
-                    f"**{after / before:.2f}x** |")
+        ratio = "-"
+        if not any(isinstance(value, str) for value in sides["old"] + sides["new"]):
+            ratio = f"**{median(sides['new']) / median(sides['old']):.2f}x**"
+        rows.append(f"| {described[name]} | {_cell(sides['old'])} | {_cell(sides['new'])} | "
+                    f"{ratio} |")
     load = os.getloadavg()[0]
     text = "\n".join([
         "## Core after the Document/Session redesign (issue 10)",

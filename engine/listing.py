@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .collection import collection_paused
-from .document.rows import RowCounter, count, dtype_name
+from .document.rows import BUFFER, RowCounter, count, dtype_name
 
 if TYPE_CHECKING:
     from .session import Session
@@ -81,7 +81,7 @@ def listing_json(session: Session) -> Iterator[str]:
 def _entry(row: Any, group_of: dict[str, int]) -> dict[str, Any]:
     return {"name": row.name, "shape": list(row.shape), "dtype": dtype_name(row.dtype),
             "numel": row.numel,
-            "requires_grad": None if row.kind == "tensor" else bool(row.requires_grad),
+            "requires_grad": False if row.kind == BUFFER else row.requires_grad,
             "kind": row.kind, "tie_group": group_of.get(row.name)}
 
 

@@ -303,11 +303,14 @@ class Session:
 
     def can_apply(self, op: str) -> bool:
         """Whether an edit of kind `op` can run on this document now (not busy, right mode)."""
+        return self._busy_reason is None and self.offers(op)
+
+    def offers(self, op: str) -> bool:
+        """Whether edits of kind `op` work on this document at all, busy or not."""
         from .edits import EDIT_TYPES
 
         edit_type = EDIT_TYPES.get(op)
-        return (self._busy_reason is None and edit_type is not None
-                and self.document.mode in edit_type.modes)
+        return edit_type is not None and edit_type.works_on(self.document)
 
     @property
     def is_modified(self) -> bool:

@@ -584,7 +584,7 @@ class TrainingPanel(QWidget):
 
     # ------------------------------------------------------------------ state
     def _update_state(self) -> None:
-        has_model = self.session is not None and self.session.document.has_modules
+        has_model = self.session is not None and self.session.offers("train")
         running, undecided = self.running, self.undecided
         idle = not running and not undecided
         self.start_button.setEnabled(has_model and idle)

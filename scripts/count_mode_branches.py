@@ -1,9 +1,11 @@
 """Count the places that ask "model or checkpoint?" outside the two document classes.
 
 A mode branch is code that tests which kind of document it has, by any of the spellings
-the project has used: `x.model is None` / `is not None`, `x.checkpoint is None` / `is not
-None`, `mode == "model"` (or `!=`, or "checkpoint"), the capability flag `has_modules`,
-and `isinstance(x, ModelDocument)` / `CheckpointDocument`. Lines in engine/document/ (the
+the project has used or could: `x.model is None` / `is not None` (and `x.checkpoint`), `if
+x.model:`, `hasattr(x, "model")`, `mode == "model"` (or `!=`, or "checkpoint"), `x.mode in
+modes`, a row's `kind == "tensor"` (only a checkpoint has such rows), the capability flags
+`has_modules` / `is_model` / `is_checkpoint`, and `isinstance(x, ModelDocument)` /
+`CheckpointDocument` or `type(x) is ...`. Lines in engine/document/ (the
 two classes and their trees) are the classes themselves and are not counted; neither are
 comments, docstrings nor tests.
 
@@ -22,11 +24,21 @@ ROOT = Path(__file__).resolve().parent.parent
 SCANNED = ("engine", "gui", "cli", "main.py")
 EXCLUDED = ("engine/document/",)
 PATTERN = re.compile(
+    # the document's own attributes, tested for None or for truth
     r"\.(model|checkpoint)\s+is\s+(not\s+)?None"
+    r"|\b(if|elif|while|and|or|not)\s+(not\s+)?[\w.]*\.(model|checkpoint)\s*(:|\)|and\b|or\b|$)"
+    r"|\bhasattr\([^)]*[\"'](model|checkpoint)[\"']"
+    # the mode by name: compared, or looked up in a set of modes
     r"|\bmode\s*[!=]=\s*[\"'](model|checkpoint)[\"']"
-    r"|[\"'](model|checkpoint)[\"']\s*[!=]=\s*\w*mode\b"
-    r"|\bhas_modules\b"
+    r"|[\"'](model|checkpoint)[\"']\s*[!=]=\s*[\w.]*mode\b"
+    r"|\.mode\s+(not\s+)?in\b"
+    # a row's kind that only a checkpoint has
+    r"|\bkind\s*[!=]=\s*([\"']tensor[\"']|TENSOR\b)"
+    # capability flags that stand for "is it a model?"
+    r"|\b(has_modules|is_model|is_checkpoint)\b"
+    # the document's class
     r"|isinstance\([^)]*\b(Model|Checkpoint)Document\b"
+    r"|\btype\([^)]*\)\s+(is|==)\s+(Model|Checkpoint)Document\b"
 )
 
 
@@ -44,7 +56,7 @@ def code_lines(path: Path) -> list[tuple[int, str]]:
                 # Keep the quotes of one-line strings: `mode == "model"` must still match.
                 if token.type == tokenize.STRING and start_row == end_row:
                     text = token.string
-                    if re.fullmatch(r"[\"'](model|checkpoint)[\"']", text):
+                    if re.fullmatch(r"[\"'](model|checkpoint|tensor)[\"']", text):
                         continue
                 for col in range(first, min(last, len(blanked[row - 1]))):
                     blanked[row - 1][col] = " "

@@ -163,9 +163,14 @@ class Edit:
             self.record(seed=seed)
         return seed
 
+    @classmethod
+    def works_on(cls, doc: Document) -> bool:
+        """Whether edits of this kind work on `doc`'s mode (the one place that asks)."""
+        return doc.mode in cls.modes
+
     def check_mode(self, doc: Document) -> None:
         """Refuse a document of a mode the edit does not work in."""
-        if doc.mode not in self.modes:
+        if not self.works_on(doc):
             needs = " or ".join(_NEEDS[mode] for mode in sorted(self.modes))
             raise EditError(f"{self.op}: not available in {doc.mode} mode (needs {needs})")
 

@@ -2,9 +2,10 @@
 
 Parsing a header of a million tensors creates millions of dicts, lists and slots, none
 of them in a reference cycle; each automatic collection meanwhile scans every object
-made so far, which makes the parse take twice the time it needs. Nothing made inside
-the block is lost: objects are still freed by reference counting, and cycles are found
-by the next collection after it.
+made so far, which makes the parse take twice the time it needs (and, in a GUI worker,
+holds the GIL long enough to freeze the window). Nothing made inside the block is lost:
+objects are still freed by reference counting, and cycles are found by the next
+collection after it.
 """
 
 from __future__ import annotations

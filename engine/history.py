@@ -112,6 +112,15 @@ class History:
     def mark_clean(self) -> None:
         self._clean_absolute = self.absolute_position
 
+    @property
+    def clean_position(self) -> int | None:
+        """Where the saved state is, counted like `position` (0: before the oldest kept
+        step), or None when it is no longer in the stacks (dropped, or on a branch
+        that a newer step discarded)."""
+        if self._clean_absolute is None or self._clean_absolute < len(self.dropped):
+            return None
+        return self._clean_absolute - len(self.dropped)
+
     # --- mutation -------------------------------------------------------------------
     def push(self, step: Step) -> list[Step]:
         """Append an applied step, discard redoable ones; return steps dropped for budget."""

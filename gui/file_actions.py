@@ -11,9 +11,7 @@ the crash journal records so that unsaved edits can be replayed after a crash.
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +19,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu, QToolBar
 
+from engine.collection import collection_paused
 from engine.errors import EditError, WeightsmithError
 from engine.io.atomic import atomic_write_bytes
 from engine.journal import JournalEntry, describe_request, restore
@@ -37,24 +36,6 @@ CHECKPOINT_FILTERS = ("Checkpoints (*.safetensors *.pt *.pth *.bin *.ckpt *.json
                       "All files (*)")
 
 
-@contextlib.contextmanager
-def collection_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a worker builds a big document.
-
-    A full collection triggered by the worker's allocations scans every object of the
-    process while holding the GIL (half a second with a 100,000-tensor checkpoint),
-    which would freeze the GUI thread; the main window freezes big documents out of
-    later collections (see MainWindow.set_session).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def open_and_index(request: dict[str, Any], progress: Any = None) -> tuple[Any, TreeIndex]:
     """Open a document and build its tree's top level, both in the worker thread.
 
@@ -64,6 +45,9 @@ def open_and_index(request: dict[str, Any], progress: Any = None) -> tuple[Any, 
     from engine.opening import open_request
     from engine.tree import TreeIndex
 
+    # A full collection triggered by the worker's allocations would scan every object of
+    # the process holding the GIL (half a second with 100,000 tensors) and freeze the GUI
+    # thread; the main window freezes big documents out of later collections.
     with collection_paused():
         session = open_request(request, progress)
         return session, TreeIndex(session).warm()

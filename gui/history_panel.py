@@ -65,9 +65,9 @@ class HistoryPanel(QListWidget):
                                                QPalette.ColorRole.Text))
             bold = QFont(self.font())
             bold.setBold(True)
-            clean = history._clean_absolute
+            clean = history.clean_position
             for row, label in enumerate(labels):
-                saved = clean is not None and clean - dropped == row
+                saved = clean == row
                 item = QListWidgetItem(f"{label}   (saved)" if saved and row else label)
                 item.setData(Qt.ItemDataRole.UserRole, row)
                 if row > history.position:

@@ -217,16 +217,21 @@ class Inspector(QWidget):
         self.values.show_tensor(None, None)
 
     def _set_facts(self, rows: list[tuple[str, str]]) -> None:
-        while self.facts_form.rowCount():
-            self.facts_form.removeRow(0)
-        self.facts.clear()
+        self._fill_form(self.facts_form, self.facts, rows)
+        self.facts_box.show()
+
+    def _fill_form(self, form: QFormLayout, labels: dict[str, QLabel],
+                   rows: list[tuple[str, str]]) -> None:
+        """Replace the rows of `form` by `rows` (key, text); `labels` maps key to label."""
+        while form.rowCount():
+            form.removeRow(0)
+        labels.clear()
         for key, text in rows:
             label = self._value_label()
             label.setText(text)
             label.setWordWrap(True)
-            self.facts[key] = label
-            self.facts_form.addRow(f"{key}:", label)
-        self.facts_box.show()
+            labels[key] = label
+            form.addRow(f"{key}:", label)
 
     def _show_module(self, session: Session, path: str) -> None:
         self.title.setText(path or session.document.whole_title)
@@ -298,19 +303,11 @@ class Inspector(QWidget):
     def _set_settings(self, session: Session, path: str) -> None:
         from engine.module_facts import hyperparameters
 
-        while self.settings_form.rowCount():
-            self.settings_form.removeRow(0)
-        self.settings.clear()
         try:
             items = hyperparameters(session.document.module(path)[1])
         except (EditError, AttributeError):  # no module there (a checkpoint's group)
             items = []
-        for key, text in items:
-            label = self._value_label()
-            label.setText(text)
-            label.setWordWrap(True)
-            self.settings[key] = label
-            self.settings_form.addRow(f"{key}:", label)
+        self._fill_form(self.settings_form, self.settings, items)
         self.settings_box.setVisible(bool(items))
 
     def _show_tensor(self, session: Session, name: str) -> None:

@@ -69,6 +69,24 @@ def test_clean_index_tracks_the_saved_state():
     assert session.is_modified
 
 
+def test_the_clean_position_counts_like_the_position():
+    session = Session(big_model(), history_budget=300 * 1024)
+    history = session.history
+    assert history.clean_position == 0  # opened: the saved state is the first row
+    session.apply({"op": "freeze", "targets": ["0"]})
+    session.mark_saved()
+    assert history.clean_position == 1 == history.position
+    session.apply({"op": "init", "targets": ["0.weight"], "method": "zeros"})
+    session.apply({"op": "init", "targets": ["1.weight"], "method": "ones"})  # drops two
+    assert len(history.dropped) == 2
+    assert history.clean_position is None  # the saved state was dropped
+    session.mark_saved()
+    assert history.clean_position == 1
+    session.undo()
+    session.apply({"op": "freeze", "targets": ["1"]})  # the saved state's branch is gone
+    assert history.clean_position is None
+
+
 def test_go_to_and_labels():
     session = Session(seeded(MLP))
     for target in ("fc1", "fc2"):

@@ -154,6 +154,15 @@ class Document(ABC):
         """
         raise EditError(f"{field}: modules exist only in model mode (open with an architecture)")
 
+    def module_or_none(self, path: str, field: str = "target") -> nn.Module | None:
+        """The module at `path`, or None in a document without modules (a checkpoint).
+
+        Raises
+        ------
+        EditError : a document with modules has none at `path`
+        """
+        return None
+
     def check_model(self, field: str) -> None:
         """Raise EditError naming `field` unless the document has modules."""
         raise EditError(f"{field}: needs a model; the session is in checkpoint mode "

@@ -240,6 +240,9 @@ class ModelDocument(Document):
     def module(self, path: str, field: str = "target") -> tuple[str, nn.Module]:
         return paths.resolve_module(self.model, path, field)
 
+    def module_or_none(self, path: str, field: str = "target") -> nn.Module:
+        return self.module(path, field)[1]
+
     def check_model(self, field: str) -> None:
         """A model has modules: nothing to refuse."""
 

@@ -102,9 +102,9 @@ def _target(doc: Document, module: LoraModule) -> str:
 def _fan_in_fan_out(doc: Document, module: LoraModule, configured: bool) -> bool:
     """Whether B @ A is transposed into the weight: by module kind in a model (as peft
     decides per layer), by the config in a checkpoint."""
-    if doc.mode != "model":
+    layer = doc.module_or_none(module.path, "merge_lora.adapter")
+    if layer is None:  # no layers to ask (a checkpoint): the config decides
         return True if module.kind == "embedding" else configured
-    _path, layer = doc.module(module.path, "merge_lora.adapter")
     kind = type(layer).__name__
     if (module.kind == "embedding") != isinstance(layer, torch.nn.Embedding):
         stored = "lora_embedding_A/B" if module.kind == "embedding" else "lora_A/lora_B"

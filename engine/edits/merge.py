@@ -185,17 +185,9 @@ def merge_report(spec: MergeSpec, plan: MergePlan, changes: list[TensorChange]) 
 def undo_bytes(doc: Document, names: list[str]) -> int:
     """Bytes of undo data a merge of `names` keeps: a model's old values; in a checkpoint,
     only the tensors already read into memory."""
-    total = 0
-    for name in names:
-        row = doc.row(name)
-        if doc.mode == "checkpoint" and row.unread_source is not None:
-            continue
-        shape, dtype = row.shape, row.dtype
-        count = 1
-        for size in shape:
-            count *= size
-        total += count * dtype.itemsize
-    return total
+    rows = (doc.row(name) for name in names)
+    # A tensor never read is read again from its file on undo (only a checkpoint's are).
+    return sum(row.nbytes for row in rows if row.unread_source is None)
 
 
 __all__ = ["SELF", "Merge", "merge_report", "undo_bytes"]

@@ -293,6 +293,10 @@ class GraphPanel(QWidget):
         self._show_status()
         self._update_enabled()
         if method == "hooks" and self.graph.method == "hooks":
+            # Paint the quick graph now: once the export's thread runs, this thread
+            # shares the interpreter with it, and a loaded machine would hold the first
+            # paint back by as long as copying the twin and starting it take.
+            self.view.viewport().repaint()
             self._start("auto", session)  # the exported graph replaces this one
 
     def _on_failed(self, session: Session, method: str, message: str) -> None:

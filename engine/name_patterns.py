@@ -4,8 +4,10 @@ A recipe's pattern is untrusted input: `^(a+)+$X` against a long name backtracks
 longer than anyone waits with Python's `re`. Patterns are compiled with the `regex`
 package in its `re`-compatible mode (the same syntax and replacement templates as `re`)
 and every substitution runs under one deadline shared by all the names an edit
-touches, so an edit over 100,000 names is bounded as a whole; past it, the edit fails
-in one line naming its field.
+touches: `MATCH_SECONDS` plus `SECONDS_PER_NAME` for each name, so an edit over 100,000
+names is bounded as a whole (12 s) while an honest pattern over many names is never cut
+short (`regex`'s timeout costs about 15 us a call, 1.5 s for 100,000 names, more under
+load); past it, the edit fails in one line naming its field.
 
 Compiling is bounded too: the `regex` package writes out counted repeats when it
 compiles, so `(?:(?:(?:a{50}){50}){50}){50}` (29 characters) took 19 s and 2.1 GB to
@@ -25,8 +27,10 @@ import regex
 
 from .errors import EditError
 
-#: seconds all the substitutions of one edit may take together
+#: seconds all the substitutions of one edit may take together, beyond ...
 MATCH_SECONDS = 2.0
+#: ... this much for each name it matches (about 7x an honest match's cost)
+SECONDS_PER_NAME = 1e-4
 #: characters of a pattern at most
 MAX_PATTERN = 5_000
 #: pattern items after counted repeats are written out, at most (`a{1000}` is 1000)
@@ -105,13 +109,14 @@ class Substitution:
     Parameters
     ----------
     field : named in errors (e.g. 'rename.pattern', 'load.rename[0]')
-    seconds : the time all calls of `sub` may take together
+    names : how many names the calls of `sub` will match (each adds `SECONDS_PER_NAME`)
+    seconds : the time all calls of `sub` may take together beyond the names' share
     """
 
-    def __init__(self, field: str, seconds: float = MATCH_SECONDS) -> None:
+    def __init__(self, field: str, names: int = 0, seconds: float = MATCH_SECONDS) -> None:
         self.field = field
-        self.seconds = seconds
-        self.deadline = time.monotonic() + seconds
+        self.seconds = seconds + SECONDS_PER_NAME * names
+        self.deadline = time.monotonic() + self.seconds
 
     def sub(self, compiled: Any, replacement: str, name: str,
             replacement_field: str | None = None) -> str:
@@ -129,5 +134,5 @@ class Substitution:
 
     def _too_slow(self, compiled: Any) -> EditError:
         return EditError(f"{self.field}: matching '{_short(compiled.pattern)}' took more than "
-                         f"{self.seconds:g} s (a pattern that backtracks, such as (a+)+); "
+                         f"{self.seconds:.3g} s (a pattern that backtracks, such as (a+)+); "
                          "simplify it")

@@ -109,7 +109,7 @@ class Load(Edit):
         shapes = {row.name: row.shape for row in rows}
         dtypes = {row.name: row.dtype for row in rows}
         mapped: dict[str, str] = {}
-        bounded = Substitution("load.rename")
+        bounded = Substitution("load.rename", len(stored) * len(self.rules))
         for key in stored:
             target = self._map_key(key, bounded)
             if self._wanted(target):

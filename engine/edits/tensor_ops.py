@@ -72,7 +72,7 @@ class Rename(Edit):
                 raise EditError(f"rename.target: no tensor named '{self.spec['target']}'")
             return {self.spec["target"]: self.spec["to"]}
         result = {}
-        bounded = Substitution("rename.pattern")
+        bounded = Substitution("rename.pattern", len(names))
         for name in names:
             new = bounded.sub(self.regex, self.spec["replacement"], name, "rename.replacement")
             if new != name:

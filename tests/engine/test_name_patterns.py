@@ -87,3 +87,29 @@ def test_substitutions_are_exactly_those_of_re(pattern, names, replacement):
     bounded = Substitution("rename.pattern")
     for name in names:
         assert bounded.sub(ours, replacement, name) == re.sub(pattern, replacement, name)
+
+
+@pytest.mark.timeout(120)
+def test_an_honest_rename_over_many_names_is_never_cut_short(monkeypatch):
+    """The deadline grows with the names: `regex`'s timeout costs about 15 us a call, and
+    more under load; a fixed 2 s cut a rename of 100,000 names short on a busy machine.
+    Here every reading of the clock costs 80 us of (simulated) time, as a very busy
+    machine would: 30,000 names take 2.4 s, past the fixed deadline, and must pass."""
+    import types
+
+    import engine.name_patterns as name_patterns
+
+    start = time.monotonic()
+    clock = [start]
+
+    def busy_monotonic() -> float:
+        clock[0] += 80e-6
+        return clock[0]
+
+    # Only the module's clock: the rest of the process keeps the real one.
+    monkeypatch.setattr(name_patterns, "time", types.SimpleNamespace(monotonic=busy_monotonic))
+    names = {f"module.layers.{i}.weight": torch.zeros(1) for i in range(30_000)}
+    session = Session(checkpoint=names)
+    session.apply({"op": "rename", "pattern": r"^module\.", "replacement": ""})
+    assert session.document.tensor_names()[-1] == "layers.29999.weight"
+    assert clock[0] - start > MATCH_SECONDS  # the fixed deadline was passed

@@ -30,7 +30,6 @@ from engine.tree import ancestors
 
 from .formatting import format_bytes, format_count, format_number
 from .listening import SessionListener
-from .task_runner import in_background
 from .values_table import ValuesTable
 from .workers import Task
 
@@ -246,7 +245,7 @@ class Inspector(QWidget):
         self.subtitle.setText("Counting…")
         self._set_facts([])
         self.dtype_box.hide()
-        task = Task(in_background(module_summary), session, path, name="counts")
+        task = Task(module_summary, session, path, name="counts")
         task.succeeded.connect(lambda summary, task=task: self._on_summary(task, summary))
         task.failed.connect(lambda message, task=task: self._on_task_failed(task, message))
         self._task = task
@@ -346,7 +345,7 @@ class Inspector(QWidget):
 
     def _start_task(self, session: Session, name: str) -> None:
         # No Qt parent: the worker thread may outlive this widget and must find its Task.
-        task = Task(in_background(_stats_job), session, name, name="statistics")
+        task = Task(_stats_job, session, name, name="statistics")
         task.progressed.connect(self._on_task_progress)
         task.succeeded.connect(lambda result, task=task: self._on_task_done(task, result))
         task.failed.connect(lambda message, task=task: self._on_task_failed(task, message))

@@ -53,7 +53,7 @@ from .lazy_panel import LazyPanel
 from .listening import SessionListener
 from .merging import MergeActions
 from .settings import Settings
-from .task_runner import TaskRunner, in_background
+from .task_runner import TaskRunner
 from .tree_model import TreeModel
 from .tree_view import ModuleTreeView
 from .workers import Task
@@ -504,7 +504,7 @@ class MainWindow(QMainWindow):
             return
         if self._totals_task is not None:
             self._totals_task.cancel()
-        task = self._totals_task = Task(in_background(document_totals), session, name="totals")
+        task = self._totals_task = Task(document_totals, session, name="totals")
         task.succeeded.connect(lambda totals, task=task: self._on_totals(task, session, totals))
         task.start()
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import importlib
 import threading
 
-from .task_runner import lower_thread_priority
-
 #: what the plots and the training panel import first
 MODULES = ("pyqtgraph", "engine.stats", "engine.histograms", "engine.training")
 
@@ -26,7 +24,6 @@ def preload(modules: tuple[str, ...] = MODULES) -> threading.Thread | None:
         return None
 
     def run() -> None:
-        lower_thread_priority()
         for name in modules:
             try:
                 importlib.import_module(name)

@@ -47,7 +47,7 @@ from engine.graph.twin import meta_twin
 
 from ..dialogs import base
 from ..listening import SessionListener
-from ..task_runner import TaskRunner, in_background
+from ..task_runner import TaskRunner
 from ..workers import Task
 from .items import CACHE_DETAIL, LABEL_DETAIL, BoxItem, Edge, EdgeLayer, FrameItem
 from .overlay_colors import legend, overlay_colors
@@ -561,7 +561,7 @@ class GraphPanel(QWidget):
         session = self.session
         if session is None:
             return
-        task = Task(in_background(weight_statistics), session, name, name="graph statistics",
+        task = Task(weight_statistics, session, name, name="graph statistics",
                     parent=self)
         task.succeeded.connect(lambda values, session=session, name=name:
                                self._on_statistics(session, name, values))

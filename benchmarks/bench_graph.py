@@ -255,9 +255,9 @@ def main() -> int:
         "itself, made once per change of the drawing.",
         "",
         "The first paint is one watched forward pass of the meta twin plus grouping and the "
-        "first view's layout, in a worker thread that runs at a lower OS priority (nice +10) "
-        "than the GUI; on a loaded machine every other process comes before it, which is "
-        "what the spread with the load shows. The first run in a process also pays torch's "
+        "first view's layout, in a worker thread (at the GUI's own OS priority); on a "
+        "loaded machine the other processes share the 2 cores with it, which is what the "
+        "spread with the load shows. The first run in a process also pays torch's "
         "first-call costs of the meta kernels.",
         "",
         LIBRARIES,

@@ -15,9 +15,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from screenshots import rerun_in_xvfb  # scripts/ is on the path of a script run from it
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "screenshots" / "graph"
@@ -26,18 +27,7 @@ WIDTH, HEIGHT = 1600, 1000
 
 def main() -> int:
     if os.environ.get("WEIGHTSMITH_IN_XVFB") != "1":
-        display = ":91"
-        server = subprocess.Popen(["Xvfb", display, "-screen", "0", f"{WIDTH}x{HEIGHT}x24",
-                                   "-nolisten", "tcp"], stderr=subprocess.DEVNULL)
-        try:
-            time.sleep(1.5)
-            config = tempfile.mkdtemp(prefix="weightsmith-shots-")
-            env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb",
-                   "WEIGHTSMITH_IN_XVFB": "1", "WEIGHTSMITH_CONFIG_DIR": config}
-            return subprocess.run([sys.executable, __file__], env=env, cwd=ROOT).returncode
-        finally:
-            server.terminate()
-            server.wait()
+        return rerun_in_xvfb(__file__, 91, WIDTH, HEIGHT)
     return take()
 
 

@@ -145,6 +145,20 @@ def x_server(number: int, width: int, height: int) -> Iterator[str]:
         server.wait(10)
 
 
+def rerun_in_xvfb(script: str, number: int, width: int, height: int) -> int:
+    """Run `script` again in a child process drawn on a fresh Xvfb screen of `width` x
+    `height` (display `:number`), with its own empty settings folder; its exit status.
+
+    The child sees WEIGHTSMITH_IN_XVFB=1, so a script calls this when that is unset and
+    takes its pictures when it is set.
+    """
+    with x_server(number, width, height) as display:
+        config = tempfile.mkdtemp(prefix="weightsmith-shots-")
+        env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb",
+               "WEIGHTSMITH_IN_XVFB": "1", "WEIGHTSMITH_CONFIG_DIR": config}
+        return subprocess.run([sys.executable, script], env=env, cwd=ROOT).returncode
+
+
 @contextlib.contextmanager
 def editor(screen: Screen) -> Iterator[subprocess.Popen]:
     app = subprocess.Popen([sys.executable, "main.py", "--no-restore"], cwd=ROOT,

@@ -286,9 +286,12 @@ class Inspector(QWidget):
         """Where the module sits: its parent, its children, its siblings of its type."""
         from engine.module_facts import placement
 
+        model = session.document.module_or_none("")
+        if model is None:
+            return []  # a checkpoint has no modules
         try:
-            place = placement(session.document.model, path)
-        except AttributeError:
+            place = placement(model, path)
+        except AttributeError:  # no module at `path`
             return []
         rows = []
         if place.parent is not None:
@@ -303,9 +306,10 @@ class Inspector(QWidget):
         from engine.module_facts import hyperparameters
 
         try:
-            items = hyperparameters(session.document.module(path)[1])
-        except (EditError, AttributeError):  # no module there (a checkpoint's group)
-            items = []
+            module = session.document.module_or_none(path)
+        except EditError:  # no module at `path`
+            module = None
+        items = [] if module is None else hyperparameters(module)  # None: a checkpoint
         self._fill_form(self.settings_form, self.settings, items)
         self.settings_box.setVisible(bool(items))
 
